@@ -1,0 +1,122 @@
+"""Resolving numeric options: explicit argument, else environment variable, else built-in default.
+
+One place checks every numeric option of the rules, so that each bad value raises
+:class:`~supervisor.ConfigError` naming the parameter (or the environment variable) and the value,
+at creation time.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+from typing import Final, Literal, TypeAlias
+
+import attrs
+
+from ._errors import ConfigError
+
+__all__ = ["COUNT", "DURATION", "FACTOR", "NON_NEGATIVE", "QUEUE", "UNSET", "Bound", "Unset"]
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+UNSET: Final = _Unset.UNSET
+"""Sentinel default for an option that was not given (so the environment may supply it)."""
+
+Unset: TypeAlias = Literal[_Unset.UNSET]
+
+
+@attrs.frozen(kw_only=True)
+class Bound:
+    """The valid values of one kind of option."""
+
+    integer: bool
+    """Whether the option must be an integer (``bool`` is never accepted)."""
+    minimum: float
+    """The smallest valid value."""
+    inclusive: bool
+    """Whether ``minimum`` itself is valid."""
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        op = ">=" if self.inclusive else ">"
+        low = int(self.minimum) if self.minimum.is_integer() else self.minimum
+        return f"{kind} {op} {low}"
+
+    def admits(self, value: object) -> bool:
+        if isinstance(value, bool):
+            return False
+        if self.integer:
+            if not isinstance(value, int):
+                return False
+        elif not isinstance(value, int | float) or not math.isfinite(value):
+            return False
+        return value >= self.minimum if self.inclusive else value > self.minimum
+
+    def check(self, param: str, value: object) -> float:
+        """Return ``value`` if valid, else raise :class:`ConfigError` naming ``param``."""
+        if not self.admits(value):
+            raise ConfigError(f"`{param}` must be {self.describe()} (got {value!r})")
+        return value  # type: ignore[return-value]
+
+    def parse(self, variable: str, text: str) -> float:
+        """Parse the text of environment variable ``variable``; raise :class:`ConfigError`."""
+        value: float
+        try:
+            value = int(text.strip()) if self.integer else float(text.strip())
+        except ValueError as exc:
+            raise ConfigError(
+                f"environment variable {variable} must be {self.describe()} (got {text!r})"
+            ) from exc
+        if not self.admits(value):
+            raise ConfigError(
+                f"environment variable {variable} must be {self.describe()} (got {text!r})"
+            )
+        return value
+
+    def resolve(
+        self,
+        param: str,
+        value: float | Unset,
+        *,
+        env: str | None,
+        default: float,
+    ) -> float:
+        """Return the explicit ``value`` if given, else ``$env`` if set, else ``default``.
+
+        Raises:
+            ConfigError: the given value or the variable's text is not valid.
+        """
+        if value is not UNSET:
+            return self.check(param, value)
+        if env is not None:
+            text = os.environ.get(env)
+            if text is not None:
+                return self.parse(env, text)
+        return self.check(param, default)
+
+    def resolve_int(
+        self, param: str, value: int | Unset, *, env: str | None, default: int
+    ) -> int:
+        """:meth:`resolve` for integer options, typed as ``int``."""
+        if not self.integer:
+            raise TypeError("resolve_int() needs an integer bound")
+        return int(self.resolve(param, value, env=env, default=default))
+
+
+COUNT: Final = Bound(integer=True, minimum=1, inclusive=True)
+"""Counts: ``failure_threshold``, ``max_attempts``, ``max_calls``, ``max_concurrent``, ..."""
+QUEUE: Final = Bound(integer=True, minimum=0, inclusive=True)
+"""Queue lengths that may be zero: ``max_queued``."""
+DURATION: Final = Bound(integer=False, minimum=0, inclusive=False)
+"""Durations that must be positive: ``timeout``, ``period``, ``interval``, ``ttl``, ``total``."""
+NON_NEGATIVE: Final = Bound(integer=False, minimum=0, inclusive=True)
+"""Delays that may be zero: ``initial_delay``, ``max_delay``."""
+FACTOR: Final = Bound(integer=False, minimum=1, inclusive=True)
+"""Growth factors: ``backoff_factor``, ``factor``."""

@@ -1,0 +1,81 @@
+"""The error hierarchy of the resilience rules.
+
+Every error the rules raise derives from :class:`ResilienceError`; each also inherits the builtin that
+fits, so ``except TimeoutError`` and ``except ValueError`` keep working for code that knows nothing of
+this package.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BulkheadFullError",
+    "CircuitOpenError",
+    "ConfigError",
+    "OperationTimeout",
+    "RateLimitExceeded",
+    "ResilienceError",
+]
+
+
+class ResilienceError(Exception):
+    """Root of every error raised by the resilience rules."""
+
+
+class CircuitOpenError(ResilienceError):
+    """A call was refused by an open breaker, or by a half-open one with no trial slot free.
+
+    Attributes:
+        name: the breaker's name.
+        retry_after: seconds until a trial call may be allowed (``>= 0``); ``inf`` for a breaker
+            held open by ``force_open()``.
+    """
+
+    def __init__(self, name: str, retry_after: float) -> None:
+        self.name = name
+        self.retry_after = max(0.0, retry_after)
+        super().__init__(
+            f"circuit {name!r} is open; a trial call may be allowed in {self.retry_after:.3f}s"
+        )
+
+
+class BulkheadFullError(ResilienceError):
+    """No concurrency slot was free and the bulkhead's queue was full.
+
+    Attributes:
+        name: the bulkhead's name.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"bulkhead {name!r} is full: no free slot and no room in its queue")
+
+
+class RateLimitExceeded(ResilienceError):
+    """A throttle with ``on_limit="raise"`` refused a call.
+
+    Attributes:
+        retry_after: seconds after which the same call would have been admitted.
+    """
+
+    def __init__(self, retry_after: float, *, name: str | None = None) -> None:
+        self.retry_after = max(0.0, retry_after)
+        self.name = name
+        what = f"throttle {name!r}" if name else "throttle"
+        super().__init__(f"{what}: rate limit exceeded; retry after {self.retry_after:.3f}s")
+
+
+class OperationTimeout(ResilienceError, TimeoutError):
+    """A call guarded by ``timeout`` ran past its time limit and was cancelled.
+
+    Attributes:
+        seconds: the limit that expired.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"operation timed out after {seconds}s")
+
+
+class ConfigError(ResilienceError, ValueError):
+    """A bad parameter or environment value; the message names the parameter or variable and the
+    value."""

@@ -1,0 +1,5 @@
+"""Placeholder: being written."""
+
+from typing import Any
+
+throttle: Any = None

@@ -1,0 +1,6 @@
+"""Placeholder: being written."""
+
+from typing import Any
+
+TimeoutBudget: Any = None
+timeout: Any = None
