@@ -46,7 +46,7 @@ class Bound:
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a number"
         op = ">=" if self.inclusive else ">"
-        low = int(self.minimum) if self.minimum.is_integer() else self.minimum
+        low = int(self.minimum) if float(self.minimum).is_integer() else self.minimum
         return f"{kind} {op} {low}"
 
     def admits(self, value: object) -> bool:
@@ -101,9 +101,7 @@ class Bound:
                 return self.parse(env, text)
         return self.check(param, default)
 
-    def resolve_int(
-        self, param: str, value: int | Unset, *, env: str | None, default: int
-    ) -> int:
+    def resolve_int(self, param: str, value: int | Unset, *, env: str | None, default: int) -> int:
         """:meth:`resolve` for integer options, typed as ``int``."""
         if not self.integer:
             raise TypeError("resolve_int() needs an integer bound")

@@ -1,9 +1,9 @@
 """The one way every rule turns itself into a decorator.
 
-A rule supplies how to run *around* a call (an async form, and a sync form where the rule makes sense
-for plain functions); :func:`decorate` does the rest once for all of them: it picks the form that
-fits the function, keeps :func:`functools.wraps` metadata, and refuses at decoration time a plain
-function the rule cannot guard.
+A rule supplies how to run *around* a call (an async form, and a sync form where the rule
+makes sense for plain functions); :func:`decorate` does the rest once for all of them: it picks
+the form that fits the function, keeps :func:`functools.wraps` metadata, and refuses at
+decoration time a plain function the rule cannot guard.
 """
 
 from __future__ import annotations

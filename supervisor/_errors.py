@@ -1,8 +1,8 @@
 """The error hierarchy of the resilience rules.
 
-Every error the rules raise derives from :class:`ResilienceError`; each also inherits the builtin that
-fits, so ``except TimeoutError`` and ``except ValueError`` keep working for code that knows nothing of
-this package.
+Every error the rules raise derives from :class:`ResilienceError`; each also inherits the builtin
+that fits, so ``except TimeoutError`` and ``except ValueError`` keep working for code that knows
+nothing of this package.
 """
 
 from __future__ import annotations
@@ -32,9 +32,13 @@ class CircuitOpenError(ResilienceError):
 
     def __init__(self, name: str, retry_after: float) -> None:
         self.name = name
-        self.retry_after = max(0.0, retry_after)
-        super().__init__(
-            f"circuit {name!r} is open; a trial call may be allowed in {self.retry_after:.3f}s"
+        self.retry_after = retry_after if retry_after > 0.0 else 0.0
+        # The message is built only when shown: a refusal is on the hot path of an open breaker.
+        super().__init__(name, self.retry_after)
+
+    def __str__(self) -> str:
+        return (
+            f"circuit {self.name!r} is open; a trial call may be allowed in {self.retry_after:.3f}s"
         )
 
 

@@ -1,6 +1,462 @@
-"""Placeholder: being written."""
+"""Health tracking: periodic checks plus recorded calls, summarised as a :class:`ServiceStatus`.
 
+Two layers, as for every rule:
+
+* :class:`HealthWindow` is the pure core for one service. It is fed outcomes ``(ok, latency,
+  error_type, now)`` of checks and calls, decides ``healthy`` from checks alone, and computes a
+  :class:`ServiceStatus`. It never reads a clock nor calls trio; the supervision tree feeds the same
+  core from its event stream.
+* :class:`HealthTracker` is the trio shell: it runs each registered check every ``interval``
+  seconds inside ``async with tracker:``, times them out, and tells ``on_alert`` and its listeners
+  when a service turns unhealthy or recovers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any
 
-HealthTracker: Any = None
-ServiceStatus: Any = None
+import attrs
+import trio
+
+from ._config import COUNT, DURATION, UNSET, Unset
+from ._listeners import Listeners
+
+__all__ = [
+    "HealthChange",
+    "HealthTracker",
+    "HealthTrackerStatistics",
+    "HealthWindow",
+    "ServiceStatus",
+]
+
+TIMEOUT_ERROR_NAME = "TimeoutError"
+"""The ``errors_by_type`` key under which checks that ran past ``check_timeout`` are counted."""
+
+
+@attrs.frozen(kw_only=True)
+class ServiceStatus:
+    """The health of one service, as of its last check or recorded call.
+
+    "Outcomes" are the results of health checks and of calls given to ``record_call``. The
+    *recent window* is the last ``window_size`` outcomes (100 by default).
+    """
+
+    name: str
+    """The service's name."""
+    healthy: bool
+    """``False`` from the ``failure_threshold``-th failed check in a row until a check passes;
+    ``True`` before the first check. Only checks decide it."""
+    health_score: float
+    """``100 * passed / total`` over the recent window (100.0 when it is empty): 100 when every
+    recent check and recorded call succeeded, 0 when all failed."""
+    avg_latency: float
+    """Mean latency over the recent window, in milliseconds (0.0 when empty)."""
+    p99_latency: float
+    """99th percentile latency over the recent window (nearest rank), in milliseconds (0.0 when
+    empty)."""
+    error_rate: float
+    """Failed outcomes / outcomes over the recent window, from 0 to 1 (0.0 when empty)."""
+    availability: float
+    """Percent of all outcomes since registration that succeeded (100.0 when none)."""
+    consecutive_failures: int
+    """Failed checks in a row (recorded calls do not count)."""
+    errors_by_type: Mapping[str, int]
+    """Failures since registration by exception type name (``"TimeoutError"`` for a check that
+    ran past ``check_timeout``; a check that returned ``False`` adds no entry)."""
+    last_checked: float | None
+    """Trio time at which the last check finished; ``None`` before the first check."""
+    checks: int = 0
+    """Checks run since registration."""
+    calls: int = 0
+    """Calls recorded since registration."""
+
+
+@attrs.frozen(kw_only=True)
+class HealthChange:
+    """Published when a service turns unhealthy, or healthy again."""
+
+    name: str
+    """The service's name."""
+    healthy: bool
+    """The new value of ``healthy``."""
+    at: float
+    """Trio time of the check that caused the change."""
+    status: ServiceStatus
+    """The status right after the change."""
+
+
+class HealthWindow:
+    """Pure health bookkeeping for one service.
+
+    Feed it with :meth:`record_check` and :meth:`record_call`; read it with :meth:`status`. Only
+    checks move ``consecutive_failures`` and ``healthy``: the service turns unhealthy when the run
+    of failed checks reaches ``failure_threshold`` and healthy again at the next passing check.
+
+    Raises:
+        ConfigError: ``failure_threshold`` or ``window_size`` not an integer >= 1.
+    """
+
+    __slots__ = (
+        "_errors",
+        "_recent",
+        "calls",
+        "checks",
+        "consecutive_failures",
+        "failure_threshold",
+        "healthy",
+        "last_checked",
+        "name",
+        "passed",
+        "total",
+    )
+
+    def __init__(self, name: str, *, failure_threshold: int, window_size: int = 100) -> None:
+        self.name = name
+        self.failure_threshold = int(COUNT.check("failure_threshold", failure_threshold))
+        self._recent: deque[tuple[bool, float]] = deque(
+            maxlen=int(COUNT.check("window_size", window_size))
+        )
+        self._errors: dict[str, int] = {}
+        self.healthy = True
+        self.consecutive_failures = 0
+        self.last_checked: float | None = None
+        self.total = 0
+        self.passed = 0
+        self.checks = 0
+        self.calls = 0
+
+    def _record(self, ok: bool, latency: float, error_type: str | None) -> None:
+        self._recent.append((ok, latency))
+        self.total += 1
+        if ok:
+            self.passed += 1
+        elif error_type is not None:
+            self._errors[error_type] = self._errors.get(error_type, 0) + 1
+
+    def record_call(self, *, ok: bool, latency: float, error_type: str | None = None) -> None:
+        """Count one call (``latency`` in seconds); it never changes ``healthy``."""
+        self.calls += 1
+        self._record(ok, latency, error_type)
+
+    def record_check(
+        self, *, ok: bool, latency: float, error_type: str | None, now: float
+    ) -> bool | None:
+        """Count one check that finished at ``now``.
+
+        Returns:
+            The new ``healthy`` value if this check changed it, else ``None``.
+        """
+        self.checks += 1
+        self.last_checked = now
+        self._record(ok, latency, error_type)
+        if ok:
+            self.consecutive_failures = 0
+            if not self.healthy:
+                self.healthy = True
+                return True
+            return None
+        self.consecutive_failures += 1
+        if self.healthy and self.consecutive_failures >= self.failure_threshold:
+            self.healthy = False
+            return False
+        return None
+
+    def status(self) -> ServiceStatus:
+        """The :class:`ServiceStatus` now (see its fields for the formulas)."""
+        recent = self._recent
+        n = len(recent)
+        if n:
+            good = sum(1 for ok, _ in recent if ok)
+            latencies = sorted(latency for _, latency in recent)
+            score = 100.0 * good / n
+            error_rate = (n - good) / n
+            avg = 1000.0 * math.fsum(latencies) / n
+            p99 = 1000.0 * latencies[max(0, math.ceil(0.99 * n) - 1)]
+        else:
+            score, error_rate, avg, p99 = 100.0, 0.0, 0.0, 0.0
+        return ServiceStatus(
+            name=self.name,
+            healthy=self.healthy,
+            health_score=score,
+            avg_latency=avg,
+            p99_latency=p99,
+            error_rate=error_rate,
+            availability=100.0 * self.passed / self.total if self.total else 100.0,
+            consecutive_failures=self.consecutive_failures,
+            errors_by_type=dict(self._errors),
+            last_checked=self.last_checked,
+            checks=self.checks,
+            calls=self.calls,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class HealthTrackerStatistics:
+    """A snapshot of a :class:`HealthTracker`."""
+
+    running: bool
+    """Whether the tracker is inside ``async with`` (checks running)."""
+    services: int
+    """Services registered."""
+    unhealthy: tuple[str, ...]
+    """Names of the services now unhealthy, in registration order."""
+
+
+class _Service:
+    __slots__ = ("check", "interval", "window")
+
+    def __init__(self, check: Callable[[], Any], interval: float, window: HealthWindow) -> None:
+        self.check = check
+        self.interval = interval
+        self.window = window
+
+
+class _FirstRound:
+    __slots__ = ("done", "pending")
+
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+        self.done = trio.Event()
+        if pending == 0:
+            self.done.set()
+
+    def finished_one(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            self.done.set()
+
+
+class HealthTracker:
+    """Runs health checks for registered services and keeps their :class:`ServiceStatus`.
+
+    ``failure_threshold`` (default 3, else ``$HEALTH_CHECK_FAILURE_THRESHOLD``) failed checks in a
+    row make a service unhealthy. A check fails when it raises an ``Exception``, returns
+    ``False``, or runs past ``check_timeout`` seconds (default 5.0, else
+    ``$HEALTH_CHECK_TIMEOUT``; a check still running at exactly ``check_timeout`` has failed and is
+    cancelled); anything else passes. ``window_size`` (default 100) is the number of recent
+    outcomes ``health_score``, ``error_rate`` and the latencies are computed over.
+
+    Running: ``async with tracker:`` starts one task per service. The first round of checks runs
+    on entering, concurrently, and ``__aenter__`` returns once every first check has finished (so
+    at most ``check_timeout`` later). Then each service's checks start every ``interval`` seconds,
+    start to start: the next check starts at ``max(previous start + interval, previous end)``, so
+    a check still running when the next is due delays it and never overlaps it. A service
+    registered while the tracker runs gets its first check at once. Leaving the block cancels the
+    checks in progress (they count as nothing).
+
+    Alerts: when a service turns unhealthy, and when it recovers, the tracker publishes a
+    :class:`HealthChange` to the listeners added with :meth:`add_listener` and then calls
+    ``on_alert(status)`` once (awaited if it returns an awaitable), from the service's check task;
+    an error raised by either ends ``async with`` with that error.
+
+    ``get_status`` and ``record_call`` also work outside ``async with``.
+
+    Raises:
+        ConfigError: a bad ``failure_threshold``, ``check_timeout`` or ``window_size`` (argument
+            or environment variable), at creation.
+        TypeError: ``on_alert`` is neither ``None`` nor callable.
+    """
+
+    def __init__(
+        self,
+        *,
+        failure_threshold: int | Unset = UNSET,
+        check_timeout: float | Unset = UNSET,
+        on_alert: Callable[[ServiceStatus], Any] | None = None,
+        window_size: int = 100,
+    ) -> None:
+        self.failure_threshold = COUNT.resolve_int(
+            "failure_threshold", failure_threshold, env="HEALTH_CHECK_FAILURE_THRESHOLD", default=3
+        )
+        self.check_timeout = DURATION.resolve(
+            "check_timeout", check_timeout, env="HEALTH_CHECK_TIMEOUT", default=5.0
+        )
+        self.window_size = int(COUNT.check("window_size", window_size))
+        if on_alert is not None and not callable(on_alert):
+            raise TypeError(f"`on_alert` must be callable or None (got {on_alert!r})")
+        self._on_alert = on_alert
+        self._services: dict[str, _Service] = {}
+        self._listeners: Listeners[HealthChange] = Listeners()
+        self._nursery: trio.Nursery | None = None
+        self._nursery_cm: Any = None
+
+    # -- registration and inspection ------------------------------------------------------------
+
+    def register_service(
+        self, name: str, health_check: Callable[[], Any], interval: float | Unset = UNSET
+    ) -> None:
+        """Register ``health_check`` (plain or async, no arguments) for service ``name``.
+
+        ``interval`` defaults to ``$HEALTH_CHECK_INTERVAL``, read now, else 30.0 seconds. If the
+        tracker is running, the service's first check starts at once.
+
+        Raises:
+            ValueError: ``name`` is already registered.
+            ConfigError: a bad ``interval`` (argument or environment variable).
+            TypeError: ``name`` is not a string or ``health_check`` is not callable.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"`name` must be a string (got {name!r})")
+        if not callable(health_check):
+            raise TypeError(f"`health_check` must be callable (got {health_check!r})")
+        if name in self._services:
+            raise ValueError(f"service {name!r} is already registered")
+        seconds = DURATION.resolve("interval", interval, env="HEALTH_CHECK_INTERVAL", default=30.0)
+        service = _Service(
+            health_check,
+            seconds,
+            HealthWindow(
+                name, failure_threshold=self.failure_threshold, window_size=self.window_size
+            ),
+        )
+        self._services[name] = service
+        if self._nursery is not None:
+            self._nursery.start_soon(self._run_service, service, None)
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The registered names, in registration order."""
+        return tuple(self._services)
+
+    def get_status(self, name: str) -> ServiceStatus:
+        """The current :class:`ServiceStatus` of ``name``.
+
+        Raises:
+            KeyError: ``name`` was never registered.
+        """
+        return self._services[name].window.status()
+
+    def record_call(self, name: str, latency: float, error: BaseException | None = None) -> None:
+        """Count one call to ``name`` that took ``latency`` seconds and failed with ``error``
+        (``None`` for a success).
+
+        It counts towards ``health_score``, ``error_rate``, ``errors_by_type``, the latencies and
+        ``availability``, never towards ``consecutive_failures`` or ``healthy``. An ``error`` that
+        is a ``BaseException`` but not an ``Exception`` (``trio.Cancelled``, ...) is not counted:
+        the call is ignored.
+
+        Raises:
+            KeyError: ``name`` was never registered.
+            ValueError: ``latency`` is not a finite number >= 0.
+            TypeError: ``error`` is neither ``None`` nor an exception.
+        """
+        service = self._services[name]
+        if (
+            isinstance(latency, bool)
+            or not isinstance(latency, int | float)
+            or not math.isfinite(latency)
+            or latency < 0
+        ):
+            raise ValueError(f"`latency` must be a finite number >= 0 (got {latency!r})")
+        if error is None:
+            service.window.record_call(ok=True, latency=float(latency))
+        elif isinstance(error, Exception):
+            service.window.record_call(
+                ok=False, latency=float(latency), error_type=type(error).__name__
+            )
+        elif not isinstance(error, BaseException):
+            raise TypeError(f"`error` must be an exception or None (got {error!r})")
+
+    def add_listener(self, callback: Callable[[HealthChange], object]) -> None:
+        """Call ``callback(change)`` synchronously with each :class:`HealthChange`."""
+        self._listeners.add(callback)
+
+    def remove_listener(self, callback: Callable[[HealthChange], object]) -> None:
+        """Stop calling ``callback``; :class:`ValueError` if it was never added."""
+        self._listeners.remove(callback)
+
+    def statistics(self) -> HealthTrackerStatistics:
+        """A snapshot: running or not, how many services, which are unhealthy."""
+        return HealthTrackerStatistics(
+            running=self._nursery is not None,
+            services=len(self._services),
+            unhealthy=tuple(n for n, s in self._services.items() if not s.window.healthy),
+        )
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        state = "running" if s.running else "idle"
+        return f"<HealthTracker {s.services} services, {len(s.unhealthy)} unhealthy, {state}>"
+
+    # -- running --------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> HealthTracker:
+        """Start the checks; return once the first round has finished.
+
+        Raises:
+            RuntimeError: the tracker is already running.
+        """
+        if self._nursery_cm is not None:
+            raise RuntimeError("this HealthTracker is already running")
+        cm = trio.open_nursery()
+        nursery = await cm.__aenter__()
+        self._nursery_cm, self._nursery = cm, nursery
+        try:
+            first = _FirstRound(len(self._services))
+            for service in tuple(self._services.values()):
+                nursery.start_soon(self._run_service, service, first)
+            await first.done.wait()
+        except BaseException as exc:
+            nursery.cancel_scope.cancel()
+            self._nursery_cm = self._nursery = None
+            if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        """Cancel the running checks and wait for them to end."""
+        cm, nursery = self._nursery_cm, self._nursery
+        self._nursery_cm = self._nursery = None
+        if nursery is None:
+            return False
+        nursery.cancel_scope.cancel()
+        return bool(await cm.__aexit__(exc_type, exc, tb))
+
+    async def _run_service(self, service: _Service, first: _FirstRound | None) -> None:
+        start = trio.current_time()
+        await self._check(service, start)
+        if first is not None:
+            first.finished_one()
+        while True:
+            await trio.sleep_until(start + service.interval)
+            start = trio.current_time()
+            await self._check(service, start)
+
+    async def _check(self, service: _Service, start: float) -> None:
+        timeout = self.check_timeout
+        deadline = start + timeout
+        ok = False
+        error_type: str | None = None
+        with trio.move_on_at(deadline) as scope:
+            try:
+                result = service.check()
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                error_type = type(exc).__name__
+            else:
+                ok = result is not False
+        end = trio.current_time()
+        if scope.cancelled_caught or end >= deadline:
+            ok, error_type = False, TIMEOUT_ERROR_NAME
+        change = service.window.record_check(
+            ok=ok, latency=end - start, error_type=error_type, now=end
+        )
+        if change is None:
+            return
+        status = service.window.status()
+        self._listeners.emit(HealthChange(name=status.name, healthy=change, at=end, status=status))
+        if self._on_alert is not None:
+            outcome = self._on_alert(status)
+            if inspect.isawaitable(outcome):
+                await outcome

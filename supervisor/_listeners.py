@@ -13,9 +13,9 @@ E = TypeVar("E")
 class Listeners(Generic[E]):
     """Callbacks called synchronously, in registration order, with each event.
 
-    A callback that raises does not stop the others nor the rule: the error is re-raised after all
-    were called, so a broken listener is seen, not silently ignored. ``BaseException`` s that are not
-    ``Exception`` s propagate at once.
+    A callback that raises does not stop the others nor the rule: the error is re-raised after
+    all were called, so a broken listener is seen, not silently ignored. ``BaseException`` s that
+    are not ``Exception`` s propagate at once.
     """
 
     __slots__ = ("_callbacks",)

@@ -1,5 +1,321 @@
-"""Placeholder: being written."""
+"""The throttle rule: at most ``max_calls`` starts within any sliding window of ``period`` seconds.
 
-from typing import Any
+Two layers, as for every rule:
 
-throttle: Any = None
+* :class:`SlidingWindowCore` is the pure state machine. It never reads a clock nor calls trio: the
+  caller passes the current time to :meth:`SlidingWindowCore.try_admit`, which admits the call
+  (returns ``0.0``) or says how long until it would be admitted (the ``retry_after``). The
+  supervision tree drives the same core from its service actors.
+* :class:`Throttle` is the thin trio shell used by :func:`throttle`: it reads
+  :func:`trio.current_time`, queues waiters first come first served, and sleeps until their turn.
+
+.. note:: A throttle limits how many calls *start* per period (a rate); a bulkhead limits how many
+   *run at the same time* (a concurrency). A throttle never cares when a call ends.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+import attrs
+import trio
+
+from ._config import COUNT, DURATION, UNSET, Unset
+from ._decorate import decorate, qualname_of
+from ._errors import ConfigError, RateLimitExceeded
+
+__all__ = ["OnLimit", "SlidingWindowCore", "Throttle", "ThrottleStatistics", "throttle"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class OnLimit(enum.Enum):
+    """What a throttle does with a call over its limit."""
+
+    WAIT = "wait"
+    """Wait for its turn, first come first served."""
+    RAISE = "raise"
+    """Refuse at once with :class:`~supervisor.RateLimitExceeded`."""
+
+
+def _on_limit(value: object) -> OnLimit:
+    if isinstance(value, OnLimit):
+        return value
+    for member in OnLimit:
+        if value == member.value:
+            return member
+    raise ConfigError(f'`on_limit` must be "wait" or "raise" (got {value!r})')
+
+
+class SlidingWindowCore:
+    """Pure sliding-window rate limit: at most ``max_calls`` admissions in any ``period``.
+
+    The window is half-open: at time ``now`` it holds the admissions made at times ``t`` with
+    ``now - period < t <= now``; an admission made exactly ``period`` ago is already out of it
+    (the comparison is done as ``t + period <= now``, the same sum that
+    :meth:`next_admission` returns, so that sleeping until that time always admits).
+
+    Times must be passed in non-decreasing order. Nothing here reads a clock.
+    """
+
+    __slots__ = ("_starts", "admitted", "max_calls", "period", "refused")
+
+    def __init__(self, max_calls: int, period: float) -> None:
+        self.max_calls = int(COUNT.check("max_calls", max_calls))
+        self.period = float(DURATION.check("period", period))
+        self._starts: deque[float] = deque()
+        self.admitted = 0
+        """Admissions so far (all time)."""
+        self.refused = 0
+        """Calls to :meth:`try_admit` that did not admit (all time)."""
+
+    def _expire(self, now: float) -> None:
+        starts, period = self._starts, self.period
+        while starts and starts[0] + period <= now:
+            starts.popleft()
+
+    def in_window(self, now: float) -> int:
+        """How many admissions are in the window ending at ``now``."""
+        self._expire(now)
+        return len(self._starts)
+
+    @property
+    def recorded(self) -> int:
+        """Admissions recorded and not yet expired by a later call (no time needed)."""
+        return len(self._starts)
+
+    def next_admission(self, now: float) -> float:
+        """The earliest time ``>= now`` at which :meth:`try_admit` would admit a call."""
+        self._expire(now)
+        if len(self._starts) < self.max_calls:
+            return now
+        return self._starts[0] + self.period
+
+    def try_admit(self, now: float) -> float:
+        """Admit a call starting at ``now`` if the window has room.
+
+        Returns:
+            ``0.0`` if the call was admitted (and recorded); else the ``retry_after``: the number
+            of seconds (``> 0``) after which the same call would have been admitted. Nothing is
+            recorded for a refused call.
+        """
+        self._expire(now)
+        starts = self._starts
+        if len(starts) < self.max_calls:
+            starts.append(now)
+            self.admitted += 1
+            return 0.0
+        self.refused += 1
+        return starts[0] + self.period - now
+
+    def reset(self) -> None:
+        """Forget every admission (the window becomes empty)."""
+        self._starts.clear()
+
+    def __repr__(self) -> str:
+        return (
+            f"<SlidingWindowCore {len(self._starts)}/{self.max_calls} per {self.period}s "
+            "(before expiry)>"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ThrottleStatistics:
+    """A snapshot of a :class:`Throttle`."""
+
+    name: str
+    """The throttle's name (the decorated function's ``__qualname__``)."""
+    max_calls: int
+    """At most this many starts per window."""
+    period: float
+    """The window length, in seconds."""
+    on_limit: OnLimit
+    """What happens over the limit."""
+    in_window: int
+    """Admissions in the window ending now."""
+    waiting: int
+    """Callers waiting for their turn (``on_limit="wait"`` only)."""
+    admitted: int
+    """Calls admitted so far."""
+    refused: int
+    """Calls refused with :class:`~supervisor.RateLimitExceeded` so far."""
+
+
+class _Waiter:
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+
+
+class Throttle:
+    """The trio shell around one :class:`SlidingWindowCore`, shared by every caller.
+
+    :func:`throttle` makes one per decorated function; it is exposed as ``fn.throttle``.
+
+    Over the limit, with ``on_limit="wait"`` callers wait first come, first served; a waiter that is
+    cancelled leaves the queue and takes no slot. With ``on_limit="raise"`` a call is refused with
+    :class:`~supervisor.RateLimitExceeded` whose ``retry_after`` is exactly the time after which it
+    would have been admitted.
+
+    A call admitted at once costs a plain check: no checkpoint, no cancel scope.
+
+    The window's times are trio times, which are meaningful only inside one ``trio.run``: when a
+    throttle is used from a new ``trio.run`` its window and queue start empty.
+
+    Raises:
+        ConfigError: ``max_calls`` is not an integer >= 1, ``period`` is not > 0 or ``on_limit`` is
+            neither ``"wait"`` nor ``"raise"``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        max_calls: int | Unset = UNSET,
+        period: float | Unset = UNSET,
+        *,
+        on_limit: str | OnLimit = "wait",
+    ) -> None:
+        self.name = name
+        self.on_limit = _on_limit(on_limit)
+        self._core = SlidingWindowCore(
+            COUNT.resolve_int("max_calls", max_calls, env=None, default=100),
+            DURATION.resolve("period", period, env=None, default=60.0),
+        )
+        self._waiters: deque[_Waiter] = deque()
+        self._run: object = None
+
+    @property
+    def core(self) -> SlidingWindowCore:
+        """The pure state machine this shell drives."""
+        return self._core
+
+    def _check_run(self) -> None:
+        token = trio.lowlevel.current_trio_token()
+        if token is not self._run:
+            self._run = token
+            self._core.reset()
+            self._waiters.clear()
+
+    async def acquire(self) -> None:
+        """Wait until a call may start now (or refuse it), and count it as started.
+
+        Raises:
+            RateLimitExceeded: with ``on_limit="raise"``, when the window is full; ``retry_after``
+                is the time after which this call would have been admitted.
+
+        Cancellation: a waiter cancelled while queued leaves the queue, takes no slot, and lets the
+        next waiter move up; ``trio.Cancelled`` propagates.
+        """
+        self._check_run()
+        core = self._core
+        if not self._waiters:
+            retry_after = core.try_admit(trio.current_time())
+            if retry_after == 0.0:
+                return
+            if self.on_limit is OnLimit.RAISE:
+                raise RateLimitExceeded(retry_after, name=self.name)
+        waiter = _Waiter()
+        waiters = self._waiters
+        waiters.append(waiter)
+        try:
+            while True:
+                if waiters[0] is waiter:
+                    now = trio.current_time()
+                    due = core.next_admission(now)
+                    if due <= now and core.try_admit(now) == 0.0:
+                        waiters.popleft()
+                        if waiters:
+                            waiters[0].event.set()
+                        return
+                    await trio.sleep_until(due)
+                else:
+                    await waiter.event.wait()
+        except BaseException:
+            # Only reachable before admission (admission returns without a checkpoint).
+            was_head = bool(waiters) and waiters[0] is waiter
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if was_head and waiters:
+                waiters[0].event.set()
+            raise
+
+    async def _around(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        await self.acquire()
+        return await call()
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Guard ``fn`` (an ``async def`` function or method) with this throttle.
+
+        Raises:
+            TypeError: ``fn`` is a plain function (a throttle waits, so it needs trio).
+        """
+        return decorate(
+            fn,
+            rule="throttle",
+            around_async=self._around,
+            around_sync=None,
+            extra={"throttle": self},
+        )
+
+    def statistics(self) -> ThrottleStatistics:
+        """A snapshot of the window (as of the current trio time, when inside ``trio.run``)."""
+        core = self._core
+        try:
+            in_window = core.in_window(trio.current_time())
+        except RuntimeError:
+            in_window = core.recorded  # outside trio: no time to expire by
+        return ThrottleStatistics(
+            name=self.name,
+            max_calls=core.max_calls,
+            period=core.period,
+            on_limit=self.on_limit,
+            in_window=in_window,
+            waiting=len(self._waiters),
+            admitted=core.admitted,
+            refused=core.refused if self.on_limit is OnLimit.RAISE else 0,
+        )
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        return (
+            f"<Throttle {self.name!r} {s.in_window}/{s.max_calls} per {s.period}s, "
+            f"{s.waiting} waiting, on_limit={self.on_limit.value!r}>"
+        )
+
+
+def throttle(
+    max_calls: int | Unset = UNSET,
+    period: float | Unset = UNSET,
+    *,
+    on_limit: str = "wait",
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Allow at most ``max_calls`` (default 100) calls to start within any ``period`` (default 60)
+    seconds.
+
+    The window slides and is half-open: a call that started exactly ``period`` seconds ago is out
+    of it. Each decorated function gets its own :class:`Throttle`, named after its
+    ``__qualname__``, shared by every caller (and every instance, for a method), and exposed as
+    ``fn.throttle``.
+
+    Over the limit, ``on_limit="wait"`` waits its turn (first come, first served; a waiter that is
+    cancelled takes no slot); ``on_limit="raise"`` raises
+    :class:`~supervisor.RateLimitExceeded` with the ``retry_after`` that would have admitted it.
+
+    Raises:
+        ConfigError: at once, for ``max_calls`` not an integer >= 1, ``period`` not > 0, or an
+            ``on_limit`` other than ``"wait"``/``"raise"``.
+        TypeError: when decorating a plain ``def`` function (waiting needs trio).
+    """
+    # Validate now, at creation time, not when the first function is decorated.
+    probe = Throttle("", max_calls, period, on_limit=on_limit)
+    resolved_calls, resolved_period, mode = probe.core.max_calls, probe.core.period, probe.on_limit
+
+    def decorator(fn: Callable[P, R]) -> Callable[P, R]:
+        return Throttle(qualname_of(fn), resolved_calls, resolved_period, on_limit=mode)(fn)
+
+    return decorator

@@ -1,0 +1,38 @@
+"""``python -m bench [--quick] [--only SECTION]``: print every figure beside its baseline."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import platform
+import sys
+
+import trio
+from rich.console import Console
+
+from . import actors_bench
+from ._harness import Report
+
+SECTIONS = {"actors": actors_bench.run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    parser.add_argument("--only", choices=sorted(SECTIONS), action="append", help="run one section")
+    args = parser.parse_args(argv)
+    console = Console()
+    console.print(
+        f"Python {platform.python_version()} on {platform.machine()} "
+        f"({platform.processor() or 'unknown cpu'}), trio {trio.__version__}"
+    )
+    report = Report()
+    for name in args.only or list(SECTIONS):
+        trio.run(functools.partial(SECTIONS[name], report, quick=args.quick))
+    report.render(console)
+    # A missed target is shown in the table; it does not fail the command (machines differ).
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The actor runtime against raw trio: ask round trip, tell throughput, spawning idle actors."""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+from typing import Any
+
+import trio
+
+import actors
+
+from ._harness import Figure, Report, paired_async
+
+SECTION = "actors"
+
+
+# --- raw trio baselines ---------------------------------------------------------------------------
+
+
+class _RawServer:
+    """A task serving requests from a memory channel, replying through a per-request trio.Event."""
+
+    def __init__(self) -> None:
+        self.send, self._receive = trio.open_memory_channel[tuple[Any, list[Any], trio.Event]](1000)
+
+    async def serve(self) -> None:
+        async for message, reply, done in self._receive:
+            reply.append(message)
+            done.set()
+
+    async def ask(self, message: Any) -> Any:
+        reply: list[Any] = []
+        done = trio.Event()
+        await self.send.send((message, reply, done))
+        await done.wait()
+        return reply[0]
+
+
+class _Echo(actors.Actor[Any]):
+    async def receive(self, message: Any) -> Any:
+        return message
+
+
+class _Sink(actors.Actor[Any]):
+    async def receive(self, message: Any) -> Any:
+        return None
+
+
+class _Idle(actors.Actor[Any]):
+    async def receive(self, message: Any) -> Any:
+        return None
+
+
+async def _ask_round_trip(report: Report, ops: int) -> None:
+    raw = _RawServer()
+    async with trio.open_nursery() as nursery, actors.ActorSystem() as system:
+        nursery.start_soon(raw.serve)
+        ref = await system.spawn(_Echo, name="echo")
+
+        async def ours(n: int) -> None:
+            for i in range(n):
+                await ref.ask(i)
+
+        async def baseline(n: int) -> None:
+            for i in range(n):
+                await raw.ask(i)
+
+        ours_us, raw_us = await paired_async(ours, baseline, ops=ops)
+
+        async def ours_timeout(n: int) -> None:
+            for i in range(n):
+                await ref.ask(i, timeout=10.0)
+
+        ours_t_us, raw_t_us = await paired_async(ours_timeout, baseline, ops=ops)
+        raw.send.close()
+    ratio = ours_us / raw_us
+    report.add(
+        Figure(
+            section=SECTION,
+            name="ask round trip",
+            ours=ours_us,
+            baseline=raw_us,
+            unit="us",
+            baseline_name="channel + Event reply",
+            target="ratio <= 2.0",
+            passed=ratio <= 2.0,
+        )
+    )
+    report.add(
+        Figure(
+            section=SECTION,
+            name="ask round trip, with timeout",
+            ours=ours_t_us,
+            baseline=raw_t_us,
+            unit="us",
+            baseline_name="channel + Event reply",
+            target="",
+        )
+    )
+
+
+async def _tell_throughput(report: Report, ops: int, batch: int = 1000) -> None:
+    """Batches of ``batch`` one-way messages, each batch followed by a wait until it is drained."""
+    send, receive = trio.open_memory_channel[Any](batch)
+    received = 0
+    want = 0
+    drained = trio.Event()
+
+    async def consume() -> None:
+        nonlocal received
+        async for _ in receive:
+            received += 1
+            if received == want:
+                drained.set()
+
+    async def baseline(n: int) -> None:
+        nonlocal received, want, drained
+        for first in range(0, n, batch):
+            this_batch = min(batch, n - first)
+            received, want, drained = 0, this_batch, trio.Event()
+            for i in range(this_batch):
+                send.send_nowait(i)
+            await drained.wait()
+
+    async with trio.open_nursery() as nursery, actors.ActorSystem() as system:
+        nursery.start_soon(consume)
+        ref = await system.spawn(_Sink, name="sink", mailbox_size=batch + 1)
+
+        async def ours(n: int) -> None:
+            for first in range(0, n, batch):
+                for i in range(min(batch, n - first)):
+                    ref.tell(i)
+                await ref.ask(None)  # served after the batch: the mailbox is first in, first out
+
+        ours_us, raw_us = await paired_async(ours, baseline, ops=ops)
+        send.close()
+    # Throughput is the inverse of the time per message.
+    report.add(
+        Figure(
+            section=SECTION,
+            name="tell throughput (msgs/s)",
+            ours=1e6 / ours_us,
+            baseline=1e6 / raw_us,
+            unit="/s",
+            baseline_name="memory channel",
+            target="ratio >= 0.5",
+            passed=raw_us / ours_us >= 0.5,
+        )
+    )
+
+
+async def _idle_raw(count: int, measure_memory: bool) -> tuple[float, float]:
+    gc.collect()
+    if measure_memory:
+        tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0] if measure_memory else 0
+    senders = []
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+
+        async def idle(receive: trio.MemoryReceiveChannel[Any]) -> None:
+            async with receive:
+                async for _ in receive:
+                    pass
+
+        for _ in range(count):
+            send, receive = trio.open_memory_channel[Any](1000)
+            senders.append(send)
+            nursery.start_soon(idle, receive)
+        await trio.testing.wait_all_tasks_blocked()
+        elapsed = time.perf_counter() - start
+        used = tracemalloc.get_traced_memory()[0] - before if measure_memory else 0
+        if measure_memory:
+            tracemalloc.stop()
+        for send in senders:
+            send.close()
+    return elapsed / count * 1e6, used / count
+
+
+async def _idle_ours(count: int, measure_memory: bool) -> tuple[float, float]:
+    gc.collect()
+    if measure_memory:
+        tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0] if measure_memory else 0
+    async with actors.ActorSystem() as system:
+        start = time.perf_counter()
+        for i in range(count):
+            await system.spawn(_Idle, name=f"idle-{i}")
+        await trio.testing.wait_all_tasks_blocked()
+        elapsed = time.perf_counter() - start
+        used = tracemalloc.get_traced_memory()[0] - before if measure_memory else 0
+        if measure_memory:
+            tracemalloc.stop()
+    return elapsed / count * 1e6, used / count
+
+
+async def _idle_actors(report: Report, count: int) -> None:
+    raw_spawn_us, _ = await _idle_raw(count, measure_memory=False)
+    ours_spawn_us, _ = await _idle_ours(count, measure_memory=False)
+    _, raw_bytes = await _idle_raw(count, measure_memory=True)
+    _, ours_bytes = await _idle_ours(count, measure_memory=True)
+    report.add(
+        Figure(
+            section=SECTION,
+            name=f"spawn {count:,} idle actors, per actor",
+            ours=ours_spawn_us,
+            baseline=raw_spawn_us,
+            unit="us",
+            baseline_name="task on own channel",
+        )
+    )
+    report.add(
+        Figure(
+            section=SECTION,
+            name="memory per idle actor",
+            ours=ours_bytes / 1024,
+            baseline=raw_bytes / 1024,
+            unit="KiB",
+            baseline_name="task on own channel",
+            target="ratio <= 2.0",
+            passed=ours_bytes <= 2 * raw_bytes,
+        )
+    )
+
+
+async def run(report: Report, *, quick: bool) -> None:
+    """Add this module's figures to ``report``."""
+    await _ask_round_trip(report, ops=2_000 if quick else 20_000)
+    await _tell_throughput(report, ops=20_000 if quick else 200_000)
+    await _idle_actors(report, count=10_000 if quick else 100_000)

@@ -1,0 +1,397 @@
+"""Specifications of supervision trees: frozen, validated at construction, loadable from data.
+
+A tree is described by :class:`SupervisorSpec` (strategy, restart intensity, restart backoff, and
+children), whose children are :class:`ChildSpec` (any actor) or nested :class:`SupervisorSpec`.
+Every rule spanning several fields is checked once, at construction (as OTP's ``check_childspec``),
+and raises :class:`~supervisor.ConfigError` naming the field and the value.
+
+:func:`load_tree` builds a spec from plain data (a dict, as parsed from TOML or JSON) with cattrs;
+:func:`load_tree_file` reads a TOML file. A bad value gives one error naming its path, e.g.
+``children[2].restart: 'sometimes' is not one of permanent, transient, temporary``.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import math
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final, TypeAlias, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    AttributeValidationNote,
+    BaseValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn, override
+
+from ._config import COUNT, DURATION, FACTOR, NON_NEGATIVE, QUEUE, Bound
+from ._errors import ConfigError
+
+__all__ = [
+    "INFINITY",
+    "ChildSpec",
+    "Restart",
+    "RestartBackoff",
+    "Strategy",
+    "SupervisorSpec",
+    "TreeSpec",
+    "load_tree",
+    "load_tree_file",
+]
+
+_EnumT = TypeVar("_EnumT", bound=enum.Enum)
+
+INFINITY: Final = math.inf
+"""A shutdown that waits for the child however long it takes (OTP's ``infinity``)."""
+
+
+class Restart(enum.Enum):
+    """When a child that exited is restarted (OTP's restart types)."""
+
+    PERMANENT = "permanent"
+    """Always restarted."""
+    TRANSIENT = "transient"
+    """Restarted only after an abnormal exit (a crash), not after a normal stop."""
+    TEMPORARY = "temporary"
+    """Never restarted."""
+
+
+class Strategy(enum.Enum):
+    """Which children a supervisor restarts when one of them crashes."""
+
+    ONE_FOR_ONE = "one_for_one"
+    """Only the crashed child."""
+    ONE_FOR_ALL = "one_for_all"
+    """All children: the others are stopped in reverse start order, then all restart in order."""
+    REST_FOR_ONE = "rest_for_one"
+    """The crashed child and every child started after it, stopped in reverse and restarted in
+    order."""
+
+
+def _checked(bound: Bound) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        bound.check(attribute.name, value)
+
+    return validate
+
+
+def _member(kind: type[_EnumT], field: str | None, value: Any) -> _EnumT:
+    """``value`` if it is a member of ``kind``, else the member whose value it is.
+
+    The message names ``field`` when given (direct construction); cattrs hooks pass ``None``, as
+    :func:`load_tree` puts the path of the field in front of the message.
+    """
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError as exc:
+        choices = ", ".join(str(member.value) for member in kind)
+        what = f"`{field}` {value!r}" if field else repr(value)
+        raise ConfigError(f"{what} is not one of {choices}") from exc
+
+
+def _restart(value: Any) -> Restart:
+    """Converter: a :class:`Restart` or its value (``"transient"``)."""
+    return _member(Restart, "restart", value)
+
+
+def _strategy(value: Any) -> Strategy:
+    """Converter: a :class:`Strategy` or its value (``"one_for_all"``)."""
+    return _member(Strategy, "strategy", value)
+
+
+def _shutdown(value: Any) -> float:
+    if isinstance(value, str):
+        words = {"infinity": INFINITY, "immediate": 0.0, "brutal_kill": 0.0}
+        if value in words:
+            return words[value]
+        raise ConfigError(
+            f"`shutdown` must be seconds >= 0, 'infinity' or 'immediate' (got {value!r})"
+        )
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ConfigError(
+            f"`shutdown` must be seconds >= 0, 'infinity' or 'immediate' (got {value!r})"
+        )
+    if value < 0:
+        raise ConfigError(f"`shutdown` must be seconds >= 0 (got {value!r})")
+    return float(value)
+
+
+def _name(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str) or not value or "/" in value:
+        raise ConfigError(
+            f"`{attribute.name}` must be a non-empty string without '/' (got {value!r})"
+        )
+
+
+def _factory(value: Any) -> Callable[..., Any]:
+    """A callable, or a ``"package.module:attribute"`` string naming one."""
+    if isinstance(value, str):
+        module_name, sep, attribute = value.partition(":")
+        if not sep or not module_name or not attribute:
+            raise ConfigError(f"`factory` must be 'package.module:name' (got {value!r})")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                target = getattr(target, part)
+        except Exception as exc:  # ImportError, AttributeError, or whatever its import raised
+            raise ConfigError(f"`factory` {value!r} cannot be imported: {exc}") from exc
+        value = target
+    if not callable(value):
+        raise ConfigError(f"`factory` must be callable (got {value!r})")
+    return value  # type: ignore[no-any-return]
+
+
+def _args(value: Any) -> tuple[Any, ...]:
+    """Converter: the positional arguments, as a tuple (a lone string is refused, not split)."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ConfigError(f"`args` must be a sequence of arguments (got {value!r})")
+    return tuple(value)
+
+
+def _kwargs(value: Any) -> Mapping[str, Any]:
+    """Converter: a read-only copy of the keyword arguments (keys must be strings)."""
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise ConfigError(f"`kwargs` must be a mapping of names to values (got {value!r})")
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen(kw_only=True)
+class RestartBackoff:
+    """How long a supervisor waits before restarting a crashed child: the delay before restart
+    number ``n`` (1 for the first within the intensity window) is ``min(max_delay, initial_delay *
+    factor ** (n - 1))``, drawn uniformly from ``[0, that]`` when ``jitter`` is true."""
+
+    initial_delay: float = attrs.field(default=0.0, validator=_checked(NON_NEGATIVE))
+    """Seconds before the first restart (``0`` restarts at once, as OTP does)."""
+    max_delay: float = attrs.field(default=5.0, validator=_checked(NON_NEGATIVE))
+    """Cap on any one delay, in seconds."""
+    factor: float = attrs.field(default=2.0, validator=_checked(FACTOR))
+    """Growth per restart (>= 1)."""
+    jitter: bool = True
+    """Full jitter: draw each delay uniformly from ``[0, delay]``."""
+
+
+@attrs.frozen(kw_only=True)
+class ChildSpec:
+    """One child of a supervisor: an actor made by ``factory(*args, **kwargs)``."""
+
+    name: str = attrs.field(validator=_name)
+    """Unique among its siblings; the child's path is its parent's path plus this name."""
+    factory: Callable[..., Any] = attrs.field(converter=_factory)
+    """The actor class or factory (or a ``"module:name"`` string when loaded from data)."""
+    args: tuple[Any, ...] = attrs.field(default=(), converter=_args)
+    """Positional arguments for the factory, used again at every restart."""
+    kwargs: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_kwargs, hash=False, repr=lambda value: repr(dict(value))
+    )
+    """Keyword arguments for the factory, used again at every restart (a read-only copy; left out
+    of the hash, so a spec is hashable when its ``args`` are)."""
+    restart: Restart = attrs.field(default=Restart.PERMANENT, converter=_restart)
+    """When the child is restarted after it exits."""
+    shutdown: float = attrs.field(default=5.0, converter=_shutdown)
+    """Grace period in seconds for the child to stop before it is cancelled; ``INFINITY`` waits
+    forever, ``0`` cancels at once."""
+    mailbox_size: int = attrs.field(default=1000, validator=_checked(COUNT))
+    """The bound of the child's mailbox."""
+    overflow: str = attrs.field(default="wait")
+    """The mailbox overflow policy: ``"wait"``, ``"reject"`` or ``"drop_oldest"``."""
+
+    @overflow.validator
+    def _check_overflow(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        if value not in ("wait", "reject", "drop_oldest"):
+            raise ConfigError(f"`overflow` {value!r} is not one of wait, reject, drop_oldest")
+
+
+def _children(
+    value: Iterable[ChildSpec | SupervisorSpec],
+) -> tuple[ChildSpec | SupervisorSpec, ...]:
+    """Converter: the children, as a tuple (each is checked in ``__attrs_post_init__``)."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ConfigError(
+            f"`children` must be a sequence of ChildSpec or SupervisorSpec (got {value!r})"
+        )
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class SupervisorSpec:
+    """A supervisor: its children, in start order, and how it restarts them.
+
+    More than ``max_restarts`` restarts within any ``within`` seconds stop the supervisor: it stops
+    all its children and fails, and its parent handles that failure under its own strategy.
+    """
+
+    name: str = attrs.field(validator=_name)
+    """Unique among its siblings."""
+    children: tuple[ChildSpec | SupervisorSpec, ...] = attrs.field(default=(), converter=_children)
+    """Started in this order, each fully started before the next; stopped in reverse."""
+    strategy: Strategy = attrs.field(default=Strategy.ONE_FOR_ONE, converter=_strategy)
+    """Which children restart when one crashes."""
+    max_restarts: int = attrs.field(default=3, validator=_checked(QUEUE))
+    """Restart intensity: the most restarts allowed within ``within`` seconds (``0``: none)."""
+    within: float = attrs.field(default=5.0, validator=_checked(DURATION))
+    """The intensity window, in seconds (half-open: a restart exactly ``within`` ago is out)."""
+    backoff: RestartBackoff = attrs.field(factory=RestartBackoff)
+    """Delay before each restart."""
+    restart: Restart = attrs.field(default=Restart.PERMANENT, converter=_restart)
+    """When this supervisor, as a child of another, is restarted."""
+    shutdown: float = attrs.field(default=INFINITY, converter=_shutdown)
+    """Grace period this supervisor gets from its parent to stop its own children."""
+
+    def __attrs_post_init__(self) -> None:
+        seen: set[str] = set()
+        for index, child in enumerate(self.children):
+            if not isinstance(child, ChildSpec | SupervisorSpec):
+                raise ConfigError(
+                    f"`children[{index}]` must be a ChildSpec or SupervisorSpec (got {child!r})"
+                )
+            if child.name in seen:
+                raise ConfigError(f"`children[{index}].name` {child.name!r} is used twice")
+            seen.add(child.name)
+
+
+TreeSpec: TypeAlias = SupervisorSpec | ChildSpec
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+
+    def number(value: Any, _type: type[Any]) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{value!r} is not a number")
+        return value
+
+    def boolean(value: Any, _type: type[Any]) -> bool:
+        # Registered explicitly: ``bool`` is an ``int``, so it would otherwise get ``number``.
+        if not isinstance(value, bool):
+            raise ConfigError(f"{value!r} is not true or false")
+        return value
+
+    def string(value: Any, _type: type[Any]) -> str:
+        # cattrs' default calls ``str()``, which would turn ``name = 5`` into ``"5"``.
+        if not isinstance(value, str):
+            raise ConfigError(f"{value!r} is not a string")
+        return value
+
+    def as_is(value: Any, _type: type[Any]) -> Any:
+        # Checked (and converted) by the attrs converter of the field instead.
+        return value
+
+    def children(value: Any, _type: type[Any]) -> tuple[ChildSpec | SupervisorSpec, ...]:
+        # A string or a table would otherwise be iterated (``[children]`` instead of
+        # ``[[children]]`` is an easy TOML slip), giving a confusing message about its keys.
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+            raise ConfigError(f"must be an array of tables (got {value!r})")
+        return converter.structure(value, tuple[ChildSpec | SupervisorSpec, ...])
+
+    def child(value: Any, _type: type[Any]) -> ChildSpec | SupervisorSpec:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"a child must be a table of fields (got {value!r})")
+        if "children" in value or "strategy" in value:
+            return converter.structure(value, SupervisorSpec)
+        return converter.structure(value, ChildSpec)
+
+    converter.register_structure_hook(int, number)
+    converter.register_structure_hook(float, number)
+    converter.register_structure_hook(bool, boolean)
+    converter.register_structure_hook(str, string)
+    converter.register_structure_hook(Restart, lambda value, _t: _member(Restart, None, value))
+    converter.register_structure_hook(Strategy, lambda value, _t: _member(Strategy, None, value))
+    converter.register_structure_hook_func(
+        lambda kind: kind == Callable[..., Any], lambda value, _t: _factory(value)
+    )
+    converter.register_structure_hook(ChildSpec | SupervisorSpec, child)
+
+    def table(kind: type[Any], **overrides: Any) -> None:
+        fields = make_dict_structure_fn(kind, converter, **overrides)
+
+        def structure(value: Any, _type: type[Any]) -> Any:
+            # cattrs would fail on a non-table with a message about ``in`` or ``.keys()``.
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"must be a table of fields (got {value!r})")
+            return fields(value, kind)
+
+        converter.register_structure_hook(kind, structure)
+
+    table(RestartBackoff)
+    table(
+        ChildSpec, **{name: override(struct_hook=as_is) for name in ("args", "kwargs", "shutdown")}
+    )
+    table(
+        SupervisorSpec,
+        children=override(struct_hook=children),
+        shutdown=override(struct_hook=as_is),
+    )
+    return converter
+
+
+_CONVERTER: Final = _make_converter()
+
+
+def _first_error(exc: BaseException, path: str) -> tuple[str, BaseException]:
+    """Walk a cattrs error tree to its first leaf, building the path of the bad field."""
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, AttributeValidationNote):
+            path = f"{path}.{note.name}" if path else note.name
+        elif isinstance(note, IterableValidationNote):
+            path = f"{path}[{note.index}]"
+    if isinstance(exc, BaseValidationError):
+        return _first_error(exc.exceptions[0], path)
+    return path, exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return f"unknown field(s) {', '.join(sorted(exc.extra_fields))}"
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    return str(exc)
+
+
+def load_tree(data: Mapping[str, Any]) -> SupervisorSpec:
+    """Build a :class:`SupervisorSpec` from plain data (as parsed from TOML or JSON).
+
+    A child table with ``children`` or ``strategy`` is a nested supervisor, any other is a
+    :class:`ChildSpec`; ``factory`` is a ``"package.module:name"`` string.
+
+    Raises:
+        ConfigError: the data is not a valid tree; the message names the path of the first bad
+            field and its value, e.g. ``children[2].restart: 'sometimes' is not one of permanent,
+            transient, temporary``.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a tree must be a table of fields (got {data!r})")
+    try:
+        return _CONVERTER.structure(data, SupervisorSpec)
+    except (BaseValidationError, ConfigError, KeyError, TypeError) as exc:
+        path, leaf = _first_error(exc, "")
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{where}{_describe(leaf)}") from exc
+
+
+def load_tree_file(path: str | Path) -> SupervisorSpec:
+    """Read a TOML file describing a tree (see :func:`load_tree`).
+
+    Raises:
+        ConfigError: the file is not valid TOML or not a valid tree (the message names the file).
+        OSError: the file cannot be read.
+    """
+    path = Path(path)
+    with path.open("rb") as handle:
+        try:
+            data = tomllib.load(handle)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return load_tree(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
