@@ -10,10 +10,10 @@ import sys
 import trio
 from rich.console import Console
 
-from . import actors_bench
+from . import actors_bench, rules_bench
 from ._harness import Report
 
-SECTIONS = {"actors": actors_bench.run}
+SECTIONS = {"actors": actors_bench.run, "rules": rules_bench.run}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append", help="run one section")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=150)  # wide enough for one line per figure, also when piped
     console.print(
         f"Python {platform.python_version()} on {platform.machine()} "
         f"({platform.processor() or 'unknown cpu'}), trio {trio.__version__}"

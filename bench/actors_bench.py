@@ -8,6 +8,7 @@ import tracemalloc
 from typing import Any
 
 import trio
+import trio.testing
 
 import actors
 

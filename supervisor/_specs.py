@@ -176,8 +176,13 @@ class RestartBackoff:
     """Cap on any one delay, in seconds."""
     factor: float = attrs.field(default=2.0, validator=_checked(FACTOR))
     """Growth per restart (>= 1)."""
-    jitter: bool = True
+    jitter: bool = attrs.field(default=True)
     """Full jitter: draw each delay uniformly from ``[0, delay]``."""
+
+    @jitter.validator
+    def _check_jitter(self, _attribute: attrs.Attribute[bool], value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ConfigError(f"`jitter` must be true or false (got {value!r})")
 
 
 @attrs.frozen(kw_only=True)

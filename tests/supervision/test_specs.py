@@ -455,6 +455,8 @@ def test_intensity_edges_are_valid() -> None:
         ({"factor": 0.5}, "`factor` must be a number >= 1 (got 0.5)"),
         ({"factor": 0}, "`factor` must be a number >= 1 (got 0)"),
         ({"factor": None}, "`factor` must be a number >= 1 (got None)"),
+        ({"jitter": "yes"}, "`jitter` must be true or false (got 'yes')"),
+        ({"jitter": 1}, "`jitter` must be true or false (got 1)"),
     ],
 )
 def test_bad_backoff(fields: dict[str, Any], message: str) -> None:

@@ -1,0 +1,86 @@
+"""The envelope of one request (an ``ask``, or a ``send`` waiting for room).
+
+The caller parks with ``trio.lowlevel.wait_task_rescheduled``; whoever decides the outcome calls
+:meth:`Request.answer`, which reschedules the caller exactly once. A caller that is cancelled
+abandons the request through :meth:`Request.abort`: a request not yet started is taken out of
+the mailbox (never run); a started one runs on and its answer is discarded.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import TYPE_CHECKING, Any
+
+import outcome
+import trio
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+
+__all__ = ["Phase", "Request", "SendWaiter"]
+
+
+class Phase(enum.Enum):
+    """Where a request is."""
+
+    WAITING_ROOM = "waiting_room"
+    """Its caller waits for room in a full ``WAIT`` mailbox."""
+    QUEUED = "queued"
+    """In the mailbox."""
+    STARTED = "started"
+    """In hand (the handler runs), or answered."""
+
+
+class Request:
+    """One request: its message, the parked caller task (None once answered or abandoned),
+    its deadline (``inf`` if none), and the cell that owns it."""
+
+    __slots__ = ("cell", "deadline", "message", "phase", "task", "timeout")
+
+    def __init__(
+        self,
+        cell: Cell[Any],
+        message: Any,
+        task: trio.lowlevel.Task,
+        timeout: float | None,
+        deadline: float,
+    ) -> None:
+        self.cell = cell
+        self.message = message
+        self.task: trio.lowlevel.Task | None = task
+        self.timeout = timeout
+        self.deadline = deadline
+        self.phase = Phase.QUEUED
+
+    def __repr__(self) -> str:
+        deadline = "" if math.isinf(self.deadline) else f" deadline={self.deadline}"
+        waiting = "abandoned or answered" if self.task is None else "waiting"
+        return f"<Request {self.phase.value} {waiting}{deadline} {self.message!r}>"
+
+    @property
+    def pending(self) -> bool:
+        """True while a caller still waits for this request's outcome."""
+        return self.task is not None
+
+    def answer(self, result: outcome.Outcome[Any]) -> None:
+        """Give the caller its outcome; a no-op if it was already answered or abandoned."""
+        task = self.task
+        if task is not None:
+            self.task = None
+            trio.lowlevel.reschedule(task, result)
+
+    def abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        """``abort_fn`` of the caller's park: abandon the request (see the module docstring)."""
+        self.task = None
+        phase = self.phase
+        if phase is not Phase.STARTED:
+            self.cell.withdraw(self, waiting=phase is Phase.WAITING_ROOM)
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
+class SendWaiter(Request):
+    """A ``send`` waiting for room in a full ``WAIT`` mailbox: once its message is admitted
+    into the queue, it is answered with ``None``. It never enters the queue itself."""
+
+    __slots__ = ()

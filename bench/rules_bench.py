@@ -1,0 +1,327 @@
+"""Success-path overhead and refusal cost of the rules, beside the peers users would otherwise pick.
+
+Overhead = (time per wrapped call) - (time per bare call), both measured in the same event loop and
+run, rounds interleaved. trio peers run under trio; asyncio-only peers (aiobreaker, purgatory,
+aiolimiter) run in their own asyncio loop against an asyncio bare call; pybreaker is synchronous and
+is measured on a plain function against a plain bare call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import importlib.util
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+import trio.testing
+
+import supervisor
+
+from ._harness import Figure, Report, paired_async
+
+SECTION = "rules"
+_LONG = 3600.0  # windows and timeouts far longer than any run, so nothing trips
+
+
+async def _bare() -> int:
+    return 1
+
+
+def _bare_sync() -> int:
+    return 1
+
+
+def _loop(fn: Callable[[], Awaitable[Any]]) -> Callable[[int], Awaitable[None]]:
+    async def run(n: int) -> None:
+        for _ in range(n):
+            await fn()
+
+    return run
+
+
+def _ours_stack() -> Callable[[], Awaitable[int]]:
+    @supervisor.fallback(default_value=0)
+    @supervisor.circuit_breaker(failure_threshold=5, timeout=30.0)
+    @supervisor.retry(max_attempts=3, initial_delay=0.1)
+    @supervisor.throttle(max_calls=10**9, period=_LONG)
+    @supervisor.bulkhead(max_concurrent=10)
+    @supervisor.timeout(seconds=_LONG)
+    async def stacked() -> int:
+        return 1
+
+    return stacked
+
+
+def _ours() -> dict[str, Callable[[], Awaitable[int]]]:
+    return {
+        "@circuit_breaker": supervisor.circuit_breaker(failure_threshold=5)(_bare),
+        "@retry": supervisor.retry(max_attempts=3)(_bare),
+        "@timeout": supervisor.timeout(seconds=_LONG)(_bare),
+        "@throttle": supervisor.throttle(max_calls=10**9, period=_LONG)(_bare),
+        "@bulkhead": supervisor.bulkhead(max_concurrent=10)(_bare),
+        "@fallback": supervisor.fallback(default_value=0)(_bare),
+        "all of them stacked": _ours_stack(),
+    }
+
+
+def _have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _trio_peers() -> dict[str, tuple[str, Callable[[], Awaitable[Any]]]]:
+    peers: dict[str, tuple[str, Callable[[], Awaitable[Any]]]] = {}
+    if _have("circuitbreaker"):
+        import circuitbreaker
+
+        peers["circuitbreaker"] = ("breaker", circuitbreaker.circuit(failure_threshold=5)(_bare))
+    if _have("stamina"):
+        import stamina
+
+        peers["stamina"] = ("retry", stamina.retry(on=Exception, attempts=3)(_bare))
+    if _have("tenacity"):
+        import tenacity
+
+        peers["tenacity"] = (
+            "retry",
+            tenacity.retry(stop=tenacity.stop_after_attempt(3), sleep=trio.sleep)(_bare),
+        )
+    return peers
+
+
+async def _success_overheads(report: Report, ops: int) -> dict[str, float]:
+    bare = _loop(_bare)
+    found: dict[str, float] = {}
+    for name, fn in _ours().items():
+        ours_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
+        found[name] = ours_us - bare_us
+        report.add(
+            Figure(
+                section=SECTION,
+                name=f"{name} success overhead",
+                ours=ours_us - bare_us,
+                baseline=None,
+                unit="us",
+                target=f"bare call {bare_us:.3f} us",
+            )
+        )
+    for peer, (job, fn) in _trio_peers().items():
+        peer_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
+        found[f"peer:{peer}"] = peer_us - bare_us
+        report.add(
+            Figure(
+                section=SECTION,
+                name=f"peer {peer} ({job}) success overhead",
+                ours=peer_us - bare_us,
+                baseline=None,
+                unit="us",
+                target="trio",
+            )
+        )
+    return found
+
+
+async def _refusals(report: Report, ops: int) -> None:
+    breaker = supervisor.CircuitBreaker("bench-open", failure_threshold=1, timeout=_LONG)
+    breaker.force_open()
+    guarded = breaker(_bare)
+
+    async def refused_breaker(n: int) -> None:
+        for _ in range(n):
+            try:
+                await guarded()
+            except supervisor.CircuitOpenError:
+                pass
+
+    holder = supervisor.Bulkhead("bench-full", max_concurrent=1, max_queued=0)
+    release = trio.Event()
+
+    async def hold() -> None:
+        async with holder:
+            await release.wait()
+
+    @holder
+    async def through_bulkhead() -> int:
+        return 1
+
+    async def refused_bulkhead(n: int) -> None:
+        for _ in range(n):
+            try:
+                await through_bulkhead()
+            except supervisor.BulkheadFullError:
+                pass
+
+    raw = _RawRoundTrip()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(raw.serve)
+        nursery.start_soon(hold)
+        await trio.testing.wait_all_tasks_blocked()
+        breaker_us, raw_us = await paired_async(refused_breaker, raw.loop, ops=ops)
+        bulkhead_us, raw2_us = await paired_async(refused_bulkhead, raw.loop, ops=ops)
+        release.set()
+        raw.send.close()
+    report.add(
+        Figure(
+            section=SECTION,
+            name="refused call: open breaker",
+            ours=breaker_us,
+            baseline=raw_us,
+            unit="us",
+            baseline_name="raw round trip",
+            target="< 1 raw round trip",
+            passed=breaker_us < raw_us,
+        )
+    )
+    report.add(
+        Figure(
+            section=SECTION,
+            name="refused call: full bulkhead",
+            ours=bulkhead_us,
+            baseline=raw2_us,
+            unit="us",
+            baseline_name="raw round trip",
+            target="< 1 raw round trip",
+            passed=bulkhead_us < raw2_us,
+        )
+    )
+    if _have("circuitbreaker"):
+        import circuitbreaker
+
+        @circuitbreaker.circuit(failure_threshold=1, recovery_timeout=_LONG)
+        async def failing() -> int:
+            raise OSError("down")
+
+        for _ in range(2):
+            try:
+                await failing()
+            except (OSError, circuitbreaker.CircuitBreakerError):
+                pass
+
+        async def refused_peer(n: int) -> None:
+            for _ in range(n):
+                try:
+                    await failing()
+                except circuitbreaker.CircuitBreakerError:
+                    pass
+
+        peer_us, _ = await paired_async(refused_peer, refused_breaker, ops=ops)
+        report.add(
+            Figure(
+                section=SECTION,
+                name="peer circuitbreaker: refused call",
+                ours=peer_us,
+                baseline=None,
+                unit="us",
+            )
+        )
+
+
+class _RawRoundTrip:
+    """A raw trio request/reply: a memory channel plus a trio.Event per request."""
+
+    def __init__(self) -> None:
+        self.send, self._receive = trio.open_memory_channel[tuple[list[Any], trio.Event]](1000)
+
+    async def serve(self) -> None:
+        async for reply, done in self._receive:
+            reply.append(1)
+            done.set()
+
+    async def loop(self, n: int) -> None:
+        for _ in range(n):
+            done = trio.Event()
+            await self.send.send(([], done))
+            await done.wait()
+
+
+def _asyncio_overheads(report: Report, ops: int) -> None:
+    """Peers that need asyncio, each against an asyncio bare call in the same loop."""
+
+    async def measure(fn: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
+        return await paired_async(_loop(fn), _loop(_bare), ops=ops)
+
+    async def main() -> None:
+        if _have("aiobreaker"):
+            import aiobreaker
+
+            breaker = aiobreaker.CircuitBreaker(
+                fail_max=5, timeout_duration=datetime.timedelta(seconds=60)
+            )
+            peer_us, bare_us = await measure(breaker(_bare))
+            _peer_row(report, "aiobreaker", "breaker", peer_us - bare_us, "asyncio")
+        if _have("purgatory"):
+            import purgatory
+
+            factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=5)
+            peer_us, bare_us = await measure(factory(circuit="bench")(_bare))
+            _peer_row(report, "purgatory", "breaker", peer_us - bare_us, "asyncio")
+        if _have("aiolimiter"):
+            import aiolimiter
+
+            limiter = aiolimiter.AsyncLimiter(10**9, _LONG)
+
+            async def limited() -> int:
+                async with limiter:
+                    return 1
+
+            peer_us, bare_us = await measure(limited)
+            _peer_row(report, "aiolimiter", "throttle", peer_us - bare_us, "asyncio")
+
+    asyncio.run(main())
+    if _have("pybreaker"):
+        import pybreaker
+
+        breaker = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)
+        wrapped = breaker(_bare_sync)
+        samples_peer, samples_bare = [], []
+        for _ in range(9):
+            for fn, samples in ((_bare_sync, samples_bare), (wrapped, samples_peer)):
+                start = time.perf_counter()
+                for _ in range(ops):
+                    fn()
+                samples.append((time.perf_counter() - start) / ops * 1e6)
+        overhead = statistics.median(samples_peer) - statistics.median(samples_bare)
+        _peer_row(report, "pybreaker", "breaker", overhead, "plain function")
+        ours = supervisor.circuit_breaker(failure_threshold=5)(_bare_sync)
+        samples_ours, samples_bare = [], []
+        for _ in range(9):
+            for fn, samples in ((_bare_sync, samples_bare), (ours, samples_ours)):
+                start = time.perf_counter()
+                for _ in range(ops):
+                    fn()
+                samples.append((time.perf_counter() - start) / ops * 1e6)
+        overhead = statistics.median(samples_ours) - statistics.median(samples_bare)
+        report.add(
+            Figure(
+                section=SECTION,
+                name="@circuit_breaker success overhead, plain function",
+                ours=overhead,
+                baseline=None,
+                unit="us",
+                target="plain function",
+            )
+        )
+
+
+def _peer_row(report: Report, peer: str, job: str, overhead: float, where: str) -> None:
+    report.add(
+        Figure(
+            section=SECTION,
+            name=f"peer {peer} ({job}) success overhead",
+            ours=overhead,
+            baseline=None,
+            unit="us",
+            target=where,
+        )
+    )
+
+
+async def run(report: Report, *, quick: bool) -> None:
+    """Add this module's figures to ``report``."""
+    ops = 5_000 if quick else 50_000
+    await _success_overheads(report, ops)
+    await _refusals(report, ops)
+    _asyncio_overheads(report, ops)
