@@ -1,7 +1,8 @@
 """Specifications of supervision trees: frozen, validated at construction, loadable from data.
 
 A tree is described by :class:`SupervisorSpec` (strategy, restart intensity, restart backoff, and
-children), whose children are :class:`ChildSpec` (any actor) or nested :class:`SupervisorSpec`.
+children), whose children are :class:`ChildSpec` (any actor), :class:`ServiceSpec` (an actor
+guarding a dependency, plus its rules) or nested :class:`SupervisorSpec`.
 Every rule spanning several fields is checked once, at construction (as OTP's ``check_childspec``),
 and raises :class:`~supervisor.ConfigError` naming the field and the value.
 
@@ -36,11 +37,17 @@ from ._errors import ConfigError
 
 __all__ = [
     "INFINITY",
+    "BreakerSpec",
+    "BulkheadSpec",
     "ChildSpec",
+    "FallbackSpec",
     "Restart",
     "RestartBackoff",
+    "RetrySpec",
+    "ServiceSpec",
     "Strategy",
     "SupervisorSpec",
+    "ThrottleSpec",
     "TreeSpec",
     "load_tree",
     "load_tree_file",
@@ -132,22 +139,32 @@ def _name(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         )
 
 
-def _factory(value: Any) -> Callable[..., Any]:
+def _import(value: str, field: str) -> Any:
+    """The object a ``"package.module:attribute"`` string names."""
+    module_name, sep, attribute = value.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(f"`{field}` must be 'package.module:name' (got {value!r})")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except Exception as exc:  # ImportError, AttributeError, or whatever its import raised
+        raise ConfigError(f"`{field}` {value!r} cannot be imported: {exc}") from exc
+    return target
+
+
+def _import_callable(value: Any, field: str) -> Callable[..., Any]:
     """A callable, or a ``"package.module:attribute"`` string naming one."""
     if isinstance(value, str):
-        module_name, sep, attribute = value.partition(":")
-        if not sep or not module_name or not attribute:
-            raise ConfigError(f"`factory` must be 'package.module:name' (got {value!r})")
-        try:
-            target: Any = importlib.import_module(module_name)
-            for part in attribute.split("."):
-                target = getattr(target, part)
-        except Exception as exc:  # ImportError, AttributeError, or whatever its import raised
-            raise ConfigError(f"`factory` {value!r} cannot be imported: {exc}") from exc
-        value = target
+        value = _import(value, field)
     if not callable(value):
-        raise ConfigError(f"`factory` must be callable (got {value!r})")
+        raise ConfigError(f"`{field}` must be callable (got {value!r})")
     return value  # type: ignore[no-any-return]
+
+
+def _factory(value: Any) -> Callable[..., Any]:
+    """Converter: the factory, a callable or a ``"package.module:attribute"`` string."""
+    return _import_callable(value, "factory")
 
 
 def _args(value: Any) -> tuple[Any, ...]:
@@ -216,13 +233,204 @@ class ChildSpec:
             raise ConfigError(f"`overflow` {value!r} is not one of wait, reject, drop_oldest")
 
 
+def _exception_types(value: Any) -> tuple[type[BaseException], ...]:
+    """Converter: exception classes (or ``"module:Name"`` strings), as a non-empty tuple."""
+    items = value if isinstance(value, list | tuple) else (value,)
+    types: list[type[BaseException]] = []
+    for item in items:
+        kind = _import(item, "exception") if isinstance(item, str) else item
+        if not (isinstance(kind, type) and issubclass(kind, Exception)):
+            raise ConfigError(f"{item!r} is not an Exception class")
+        types.append(kind)
+    if not types:
+        raise ConfigError("at least one exception class is needed (got none)")
+    return tuple(types)
+
+
+@attrs.frozen(kw_only=True)
+class BreakerSpec:
+    """A service's circuit breaker (the semantics of :class:`~supervisor.CircuitBreaker`)."""
+
+    failure_threshold: int = attrs.field(default=5, validator=_checked(COUNT))
+    """Counted failures in a row that open the breaker."""
+    success_threshold: int = attrs.field(default=2, validator=_checked(COUNT))
+    """Successful trial requests that close a half-open breaker."""
+    timeout: float = attrs.field(default=30.0, validator=_checked(DURATION))
+    """Seconds from opening until half-open (the parked child is then restarted on probation)."""
+    half_open_max_calls: int = attrs.field(default=1, validator=_checked(COUNT))
+    """Trial requests allowed at the same time while half-open."""
+    expected_exception: tuple[type[BaseException], ...] = attrs.field(
+        default=(Exception,), converter=_exception_types
+    )
+    """Errors that count as failures (a crash of the service actor always does)."""
+
+
+@attrs.frozen(kw_only=True)
+class RetrySpec:
+    """How a failed request is retried (the semantics of :func:`~supervisor.retry`): never while
+    holding a bulkhead slot, never past the request's deadline."""
+
+    max_attempts: int = attrs.field(default=3, validator=_checked(COUNT))
+    """Attempts at most, the first included."""
+    initial_delay: float = attrs.field(default=0.1, validator=_checked(NON_NEGATIVE))
+    """Delay after the first failed attempt, in seconds."""
+    max_delay: float = attrs.field(default=5.0, validator=_checked(NON_NEGATIVE))
+    """Cap on any one delay."""
+    backoff_factor: float = attrs.field(default=2.0, validator=_checked(FACTOR))
+    """Growth of the delay per attempt."""
+    jitter: bool = attrs.field(default=True)
+    """Full jitter: each delay drawn uniformly from ``[0, delay]``."""
+    exceptions: tuple[type[BaseException], ...] = attrs.field(
+        default=(Exception,), converter=_exception_types
+    )
+    """Only these errors are retried (refusals by the service's own rules never are)."""
+
+    @jitter.validator
+    def _check_jitter(self, _attribute: attrs.Attribute[bool], value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ConfigError(f"`jitter` must be true or false (got {value!r})")
+
+
+@attrs.frozen(kw_only=True)
+class BulkheadSpec:
+    """A service's bulkhead: ``max_concurrent`` requests handled at once, ``max_queued`` more
+    waiting in its mailbox (the mailbox bound is the queue); beyond that a request is refused on
+    the caller's side with :class:`~supervisor.BulkheadFullError`."""
+
+    max_concurrent: int = attrs.field(default=1, validator=_checked(COUNT))
+    """Requests handled at the same time."""
+    max_queued: int = attrs.field(default=100, validator=_checked(QUEUE))
+    """Requests waiting in the mailbox."""
+
+
+@attrs.frozen(kw_only=True)
+class ThrottleSpec:
+    """A service's rate limit: at most ``max_calls`` requests start in any ``period`` seconds."""
+
+    max_calls: int = attrs.field(validator=_checked(COUNT))
+    """Starts allowed per window."""
+    period: float = attrs.field(validator=_checked(DURATION))
+    """The sliding window, in seconds."""
+    on_limit: str = attrs.field(default="raise")
+    """``"raise"``: refuse with :class:`~supervisor.RateLimitExceeded` (the fallback answers if
+    set); ``"wait"``: wait for a turn, within the request's deadline."""
+
+    @on_limit.validator
+    def _check_on_limit(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        if value not in ("raise", "wait"):
+            raise ConfigError(f"`on_limit` {value!r} is not one of raise, wait")
+
+
+_NO_DEFAULT: Final = object()
+
+
+def _degraded(value: Any) -> Callable[..., Any] | None:
+    """Converter: ``None``, a callable, or a ``"package.module:name"`` string naming one."""
+    return None if value is None else _import_callable(value, "degraded")
+
+
+def _show_default(value: Any) -> str:
+    return "-" if value is _NO_DEFAULT else repr(value)
+
+
+@attrs.frozen(kw_only=True)
+class FallbackSpec:
+    """What answers a request that was refused or failed: exactly one of a ``default`` value, the
+    last good answer from a cache (``cache_ttl``), or a ``degraded`` handler."""
+
+    default: Any = attrs.field(
+        default=_NO_DEFAULT, repr=lambda v: "-" if v is _NO_DEFAULT else repr(v)
+    )
+    """A fixed answer."""
+    cache_ttl: float | None = attrs.field(default=None)
+    """Answer with the last good reply to an equal request, if at most this many seconds old."""
+    cache_maxsize: int = attrs.field(default=1024, validator=_checked(COUNT))
+    """Requests remembered by the cache (least recently used go first)."""
+    degraded: Callable[..., Any] | None = attrs.field(default=None, converter=_degraded)
+    """``degraded(request)``, plain or async, answers instead (``"module:name"`` in data)."""
+
+    @property
+    def has_default(self) -> bool:
+        """Whether a fixed ``default`` answer is set."""
+        return self.default is not _NO_DEFAULT
+
+    def __attrs_post_init__(self) -> None:
+        if self.cache_ttl is not None:
+            DURATION.check("cache_ttl", self.cache_ttl)
+        given = [
+            name
+            for name, present in (
+                ("default", self.has_default),
+                ("cache_ttl", self.cache_ttl is not None),
+                ("degraded", self.degraded is not None),
+            )
+            if present
+        ]
+        if len(given) != 1:
+            raise ConfigError(
+                "a fallback needs exactly one of `default`, `cache_ttl`, `degraded` "
+                f"(got {', '.join(given) or 'none'})"
+            )
+
+
+@attrs.frozen(kw_only=True)
+class ServiceSpec:
+    """A guarded service: an actor made by ``factory(*args, **kwargs)`` that owns the client of
+    one dependency, plus the rules its requests pass through (throttle, breaker, bulkhead, timeout,
+    retry, fallback). Any rule left ``None`` is off; the bulkhead is always on (a mailbox is always
+    bounded)."""
+
+    name: str = attrs.field(validator=_name)
+    """Unique among its siblings."""
+    factory: Callable[..., Any] = attrs.field(converter=_factory)
+    """The actor class or factory (or a ``"module:name"`` string when loaded from data)."""
+    args: tuple[Any, ...] = attrs.field(default=(), converter=_args)
+    """Positional arguments for the factory, used again at every restart."""
+    kwargs: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_kwargs, hash=False, repr=lambda value: repr(dict(value))
+    )
+    """Keyword arguments for the factory, used again at every restart."""
+    restart: Restart = attrs.field(default=Restart.PERMANENT, converter=_restart)
+    """When the service actor is restarted after it exits."""
+    shutdown: float = attrs.field(default=5.0, converter=_shutdown)
+    """Grace period in seconds for requests in hand when the service stops."""
+    bulkhead: BulkheadSpec = attrs.field(factory=BulkheadSpec)
+    """Concurrency and queue (the mailbox bound)."""
+    breaker: BreakerSpec | None = None
+    """The circuit breaker, or ``None``."""
+    retry: RetrySpec | None = None
+    """How failed requests are retried, or ``None``."""
+    throttle: ThrottleSpec | None = None
+    """The rate limit, or ``None``."""
+    timeout: float | None = attrs.field(default=None)
+    """Default seconds a request may take in all (queueing, attempts and retry delays), unless the
+    caller gives its own; ``None``: no limit."""
+    fallback: FallbackSpec | None = None
+    """What answers refused or failed requests, or ``None`` (the error reaches the caller)."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.timeout is not None:
+            DURATION.check("timeout", self.timeout)
+        for field, kind in (
+            ("bulkhead", BulkheadSpec),
+            ("breaker", BreakerSpec),
+            ("retry", RetrySpec),
+            ("throttle", ThrottleSpec),
+            ("fallback", FallbackSpec),
+        ):
+            value = getattr(self, field)
+            if value is not None and not isinstance(value, kind):
+                raise ConfigError(f"`{field}` must be a {kind.__name__} (got {value!r})")
+
+
 def _children(
-    value: Iterable[ChildSpec | SupervisorSpec],
-) -> tuple[ChildSpec | SupervisorSpec, ...]:
+    value: Iterable[ChildSpec | ServiceSpec | SupervisorSpec],
+) -> tuple[ChildSpec | ServiceSpec | SupervisorSpec, ...]:
     """Converter: the children, as a tuple (each is checked in ``__attrs_post_init__``)."""
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise ConfigError(
-            f"`children` must be a sequence of ChildSpec or SupervisorSpec (got {value!r})"
+            "`children` must be a sequence of ChildSpec, ServiceSpec or SupervisorSpec "
+            f"(got {value!r})"
         )
     return tuple(value)
 
@@ -237,7 +445,9 @@ class SupervisorSpec:
 
     name: str = attrs.field(validator=_name)
     """Unique among its siblings."""
-    children: tuple[ChildSpec | SupervisorSpec, ...] = attrs.field(default=(), converter=_children)
+    children: tuple[ChildSpec | ServiceSpec | SupervisorSpec, ...] = attrs.field(
+        default=(), converter=_children
+    )
     """Started in this order, each fully started before the next; stopped in reverse."""
     strategy: Strategy = attrs.field(default=Strategy.ONE_FOR_ONE, converter=_strategy)
     """Which children restart when one crashes."""
@@ -255,16 +465,17 @@ class SupervisorSpec:
     def __attrs_post_init__(self) -> None:
         seen: set[str] = set()
         for index, child in enumerate(self.children):
-            if not isinstance(child, ChildSpec | SupervisorSpec):
+            if not isinstance(child, ChildSpec | ServiceSpec | SupervisorSpec):
                 raise ConfigError(
-                    f"`children[{index}]` must be a ChildSpec or SupervisorSpec (got {child!r})"
+                    f"`children[{index}]` must be a ChildSpec, ServiceSpec or SupervisorSpec "
+                    f"(got {child!r})"
                 )
             if child.name in seen:
                 raise ConfigError(f"`children[{index}].name` {child.name!r} is used twice")
             seen.add(child.name)
 
 
-TreeSpec: TypeAlias = SupervisorSpec | ChildSpec
+TreeSpec: TypeAlias = SupervisorSpec | ChildSpec | ServiceSpec
 
 
 def _make_converter() -> cattrs.Converter:
@@ -291,18 +502,22 @@ def _make_converter() -> cattrs.Converter:
         # Checked (and converted) by the attrs converter of the field instead.
         return value
 
-    def children(value: Any, _type: type[Any]) -> tuple[ChildSpec | SupervisorSpec, ...]:
+    def children(
+        value: Any, _type: type[Any]
+    ) -> tuple[ChildSpec | ServiceSpec | SupervisorSpec, ...]:
         # A string or a table would otherwise be iterated (``[children]`` instead of
         # ``[[children]]`` is an easy TOML slip), giving a confusing message about its keys.
         if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
             raise ConfigError(f"must be an array of tables (got {value!r})")
-        return converter.structure(value, tuple[ChildSpec | SupervisorSpec, ...])
+        return converter.structure(value, tuple[ChildSpec | ServiceSpec | SupervisorSpec, ...])
 
-    def child(value: Any, _type: type[Any]) -> ChildSpec | SupervisorSpec:
+    def child(value: Any, _type: type[Any]) -> ChildSpec | ServiceSpec | SupervisorSpec:
         if not isinstance(value, Mapping):
             raise ConfigError(f"a child must be a table of fields (got {value!r})")
         if "children" in value or "strategy" in value:
             return converter.structure(value, SupervisorSpec)
+        if _SERVICE_FIELDS & value.keys():
+            return converter.structure(value, ServiceSpec)
         return converter.structure(value, ChildSpec)
 
     converter.register_structure_hook(int, number)
@@ -314,7 +529,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_func(
         lambda kind: kind == Callable[..., Any], lambda value, _t: _factory(value)
     )
-    converter.register_structure_hook(ChildSpec | SupervisorSpec, child)
+    converter.register_structure_hook(ChildSpec | ServiceSpec | SupervisorSpec, child)
 
     def table(kind: type[Any], **overrides: Any) -> None:
         fields = make_dict_structure_fn(kind, converter, **overrides)
@@ -328,6 +543,16 @@ def _make_converter() -> cattrs.Converter:
         converter.register_structure_hook(kind, structure)
 
     table(RestartBackoff)
+    table(BulkheadSpec)
+    table(ThrottleSpec)
+    exceptions = override(struct_hook=as_is)
+    table(BreakerSpec, expected_exception=exceptions)
+    table(RetrySpec, exceptions=exceptions)
+    table(FallbackSpec, default=override(struct_hook=as_is), degraded=override(struct_hook=as_is))
+    table(
+        ServiceSpec,
+        **{name: override(struct_hook=as_is) for name in ("args", "kwargs", "shutdown")},
+    )
     table(
         ChildSpec, **{name: override(struct_hook=as_is) for name in ("args", "kwargs", "shutdown")}
     )
@@ -339,6 +564,9 @@ def _make_converter() -> cattrs.Converter:
     return converter
 
 
+_SERVICE_FIELDS: Final = frozenset(
+    {"bulkhead", "breaker", "retry", "throttle", "timeout", "fallback"}
+)
 _CONVERTER: Final = _make_converter()
 
 
@@ -365,8 +593,10 @@ def _describe(exc: BaseException) -> str:
 def load_tree(data: Mapping[str, Any]) -> SupervisorSpec:
     """Build a :class:`SupervisorSpec` from plain data (as parsed from TOML or JSON).
 
-    A child table with ``children`` or ``strategy`` is a nested supervisor, any other is a
-    :class:`ChildSpec`; ``factory`` is a ``"package.module:name"`` string.
+    A child table with ``children`` or ``strategy`` is a nested supervisor; one with any of
+    ``bulkhead``, ``breaker``, ``retry``, ``throttle``, ``timeout``, ``fallback`` is a
+    :class:`ServiceSpec`; any other is a :class:`ChildSpec`. ``factory``, ``degraded`` and
+    exception classes are ``"package.module:name"`` strings.
 
     Raises:
         ConfigError: the data is not a valid tree; the message names the path of the first bad

@@ -520,7 +520,7 @@ def test_children_must_be_specs(value: object) -> None:
     with pytest.raises(ConfigError) as info:
         SupervisorSpec(name="root", children=[ChildSpec(name="a", factory=dict), value])  # type: ignore[list-item]
     assert str(info.value) == (
-        f"`children[1]` must be a ChildSpec or SupervisorSpec (got {value!r})"
+        f"`children[1]` must be a ChildSpec, ServiceSpec or SupervisorSpec (got {value!r})"
     )
 
 
@@ -530,7 +530,7 @@ def test_children_must_be_a_sequence(value: object) -> None:
     with pytest.raises(ConfigError) as info:
         SupervisorSpec(name="root", children=value)  # type: ignore[arg-type]
     assert str(info.value) == (
-        f"`children` must be a sequence of ChildSpec or SupervisorSpec (got {value!r})"
+        f"`children` must be a sequence of ChildSpec, ServiceSpec or SupervisorSpec (got {value!r})"
     )
 
 

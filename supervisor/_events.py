@@ -1,0 +1,164 @@
+"""The events of a running supervision tree: every transition, as a frozen value on one bus.
+
+Each event names where it happened (``path``, e.g. ``"app/backend/payments"``) and when (``at``,
+trio time). Breaker state changes are published as :class:`~supervisor.CircuitStateChange` (with
+the service's path as ``name``) and health changes as the health tracker's own events; the rest are
+defined here. Metrics, health, the monitor and user code (logging, Prometheus, OpenTelemetry) all
+read the same stream.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+__all__ = [
+    "ChildCrashed",
+    "ChildParked",
+    "ChildRestarted",
+    "ChildStarted",
+    "ChildStopped",
+    "FallbackUsed",
+    "IntensityExceeded",
+    "Refusal",
+    "RequestCompleted",
+    "RequestFailed",
+    "RequestRefused",
+    "RetryScheduled",
+    "TreeEvent",
+]
+
+
+@attrs.frozen(kw_only=True)
+class TreeEvent:
+    """Fields every tree event has."""
+
+    path: str
+    """Where it happened: the child's or service's path in the tree."""
+    at: float
+    """Trio time of the transition."""
+
+
+# -- supervision ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ChildStarted(TreeEvent):
+    """A child finished starting (its start hook returned)."""
+
+    restarts: int = 0
+    """How many times this child had been restarted before (0 for a first start)."""
+
+
+@attrs.frozen(kw_only=True)
+class ChildCrashed(TreeEvent):
+    """A child failed: its handler raised, its start failed, or (for a supervisor) it gave up."""
+
+    error: BaseException
+    """What it raised."""
+
+
+@attrs.frozen(kw_only=True)
+class ChildRestarted(TreeEvent):
+    """A child was restarted by its supervisor (after ``delay`` seconds of backoff)."""
+
+    restarts: int
+    """How many times this child has now been restarted."""
+    delay: float
+    """The backoff waited before this restart."""
+    probation: bool = False
+    """Restarted because its breaker turned half-open: trial requests decide whether it stays."""
+
+
+@attrs.frozen(kw_only=True)
+class ChildStopped(TreeEvent):
+    """A child stopped and is not (yet) coming back."""
+
+    reason: BaseException | None
+    """``None`` for a normal stop, else the error."""
+
+
+@attrs.frozen(kw_only=True)
+class ChildParked(TreeEvent):
+    """A crashed service child is left stopped while its breaker is open, instead of
+    restart-looping; it is restarted on probation once the breaker turns half-open."""
+
+    until: float
+    """Trio time the breaker turns half-open (``inf`` while it is forced open)."""
+
+
+@attrs.frozen(kw_only=True)
+class IntensityExceeded(TreeEvent):
+    """A supervisor restarted more than ``max_restarts`` times within ``within`` seconds: it stops
+    its children and fails, and its parent handles that failure."""
+
+    max_restarts: int
+    """The limit that was exceeded."""
+    within: float
+    """The window of the limit, in seconds."""
+
+
+# -- requests to guarded services ----------------------------------------------------------------
+
+
+class Refusal(enum.Enum):
+    """Which rule refused a request on the caller's side."""
+
+    CIRCUIT_OPEN = "circuit_open"
+    BULKHEAD_FULL = "bulkhead_full"
+    RATE_LIMITED = "rate_limited"
+
+
+@attrs.frozen(kw_only=True)
+class RequestCompleted(TreeEvent):
+    """A service answered a request (after ``attempts`` attempts)."""
+
+    latency: float
+    """Seconds from the call to the answer, retries included."""
+    attempts: int = 1
+    """Attempts made, the first included."""
+
+
+@attrs.frozen(kw_only=True)
+class RequestFailed(TreeEvent):
+    """One attempt of a request failed (the handler raised, the actor crashed, or it timed out)."""
+
+    latency: float
+    """Seconds the attempt took."""
+    error: BaseException
+    """What it raised."""
+    attempt: int = 1
+    """Which attempt (1 for the first)."""
+
+
+@attrs.frozen(kw_only=True)
+class RequestRefused(TreeEvent):
+    """A rule refused a request on the caller's side, without a mailbox hop."""
+
+    refusal: Refusal
+    """Which rule refused."""
+    retry_after: float = 0.0
+    """Seconds until the rule may admit it (0 when unknown)."""
+
+
+@attrs.frozen(kw_only=True)
+class RetryScheduled(TreeEvent):
+    """A failed request will be retried after ``delay`` seconds (holding no bulkhead slot)."""
+
+    attempt: int
+    """The attempt that failed (1 for the first)."""
+    delay: float
+    """Seconds until the next attempt."""
+    error: BaseException
+    """Why the attempt failed."""
+
+
+@attrs.frozen(kw_only=True)
+class FallbackUsed(TreeEvent):
+    """A refused or failed request was answered by the service's fallback."""
+
+    kind: str
+    """``"default"``, ``"cache"`` or ``"degraded"``."""
+    cause: BaseException
+    """The refusal or failure the fallback replaced."""
