@@ -24,4 +24,4 @@ bench *args:
 
 # Run the demo.
 demo:
-    python3 examples/hello.py
+    python3 -m supervisor demo

@@ -62,7 +62,8 @@ class Actor(Generic[M]):
     """Base class of actors, generic in the type of the messages they receive.
 
     Subclass it and override :meth:`receive`. The runtime calls ``receive`` with one message at
-    a time; its return value answers an ``ask``. State lives on the instance: a restart makes a
+    a time (up to ``max_concurrency`` at a time, concurrently, where ``spawn`` was given more
+    than 1); its return value answers an ``ask``. State lives on the instance: a restart makes a
     fresh instance from the same factory and arguments, so nothing of a crashed instance leaks.
 
     ``self.context`` (an :class:`ActorContext`) is available from ``on_start`` on (not inside
@@ -91,7 +92,10 @@ class Actor(Generic[M]):
 
         An ``Exception`` raised here is a crash: an ``ask`` being handled gets that exception,
         the instance is discarded, and the actor is restarted (or suspended, under a supervisor
-        hook). ``Down`` messages of watched actors arrive here too.
+        hook). ``Down`` messages of watched actors arrive here too. Cancellation: the call is
+        cancelled at the ask's deadline (the ask gets :class:`AskTimeout`, not a crash) or
+        when a stop, restart or suspension's ``grace`` runs out (the ask gets
+        :class:`ActorStopped`).
         """
         raise NotImplementedError(f"{type(self).__name__} must override receive()")
 
@@ -99,9 +103,10 @@ class Actor(Generic[M]):
         """Called once before the first message; if it raises, ``spawn`` raises that error."""
 
     async def on_stop(self, reason: BaseException | None) -> None:
-        """Called when the actor is stopped (``reason`` None) or before a restart of a running
-        instance. Not called for a crashed instance. If it raises, that error becomes the stop
-        reason."""
+        """Called when the actor is stopped (``reason`` None), or before a restart or a
+        suspension of a running instance, after its messages in hand are done. Not called for
+        a crashed instance. If it raises, that error becomes the stop reason (or is raised by
+        ``restart``/``suspend``)."""
 
     async def on_restart(self, error: Exception | None) -> None:
         """Called on the fresh instance made by a restart, with the crash error (None for a

@@ -3,10 +3,17 @@
 The cell owns what survives a restart: the mailbox, the system lane (``Down`` messages), the
 watchers, the ref and the counters. The instance it runs is replaceable.
 
-Control requests (stop, restart) are not queued: they are a field (``_control``) that the loop
-reads before every message, so they overtake every user message and every ``Down``. A stop or a
-restart of a busy actor sets the deadline of the cancel scope around the handler to
-``now + grace``: the message in hand may finish until then, and is cancelled after.
+Control requests (stop, restart, suspend) are not queued: they are a field (``_control``) that
+the loop reads before every message, so they overtake every user message and every ``Down``. A
+control request to a busy actor sets the deadline of the cancel scope around the handlers to
+``now + grace``: the messages in hand may finish until then, and are cancelled after. That grace
+belongs to the messages in hand only: the ``on_stop``/``on_restart`` of a restart or suspension
+run without it (only a stop that overtakes them bounds them).
+
+With ``max_concurrency == 1`` (the default) the actor's task runs every handler itself, inline.
+With ``max_concurrency > 1`` the actor's task becomes a dispatcher: it opens a nursery inside the
+same cancel scope and starts one task per message, at most ``max_concurrency`` at a time (the
+:class:`_Pool` holds that state; it does not exist for the default, which costs nothing extra).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import trio
 from ._actor import Actor, ActorContext
 from ._envelope import Phase, Request, SendWaiter
 from ._errors import ActorStopped, AskTimeout, MailboxFull
+from ._groups import leaves
 from ._mailbox import Admission, Mailbox
 from ._messages import ActorState, ActorStatistics, Down, Overflow
 from ._ref import ActorRef
@@ -43,14 +51,33 @@ _INF = math.inf
 class _Control(enum.Enum):
     STOP = "stop"
     RESTART = "restart"
+    SUSPEND = "suspend"
 
 
-class _RestartWaiter:
+class _ControlWaiter:
+    # A caller of restart/suspend waiting for the pending operation to finish.
     __slots__ = ("done", "error")
 
     def __init__(self) -> None:
         self.done = trio.Event()
         self.error: BaseException | None = None
+
+
+class _Pool:
+    """The state of an actor that may handle up to ``limit`` (> 1) messages at once.
+
+    ``in_flight`` counts the handler tasks started and not yet finished (whatever instance they
+    run on); ``crashed`` holds the error of a crash of the current instance while the other
+    handlers of that discarded instance finish, until the dispatcher hands it to the usual crash
+    handling (hook or restart).
+    """
+
+    __slots__ = ("crashed", "in_flight", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self.crashed: Exception | None = None
 
 
 class Cell(Generic[M]):
@@ -61,6 +88,7 @@ class Cell(Generic[M]):
         "_busy",
         "_closed",
         "_control",
+        "_control_waiters",
         "_current",
         "_factory",
         "_factory_args",
@@ -70,7 +98,7 @@ class Cell(Generic[M]):
         "_instance",
         "_last_error",
         "_parked",
-        "_restart_waiters",
+        "_pool",
         "_scope",
         "_stop_reason",
         "_stopped",
@@ -100,6 +128,7 @@ class Cell(Generic[M]):
         mailbox_size: int,
         overflow: Overflow,
         hook: SupervisorHook | None,
+        max_concurrency: int = 1,
     ) -> None:
         self.system = system
         self.name = name
@@ -129,22 +158,42 @@ class Cell(Generic[M]):
         self._system_lane: collections.deque[Down] | None = None
         self._watchers: dict[Cell[Any], None] | None = None
         self._watching: dict[Cell[Any], None] | None = None
-        self._restart_waiters: list[_RestartWaiter] | None = None
+        self._control_waiters: list[_ControlWaiter] | None = None
         self._stopped: trio.Event | None = None
+        self._pool = _Pool(max_concurrency) if max_concurrency > 1 else None
 
     def __repr__(self) -> str:
-        return f"<Cell {self.name!r} {self.state.value}>"
+        pool = self._pool
+        if pool is None:
+            return f"<Cell {self.name!r} {self.state.value}>"
+        return f"<Cell {self.name!r} {self.state.value}, {pool.in_flight}/{pool.limit} in flight>"
 
     # ------------------------------------------------------------------ observation
 
+    @property
+    def max_concurrency(self) -> int:
+        """How many messages one instance may handle at the same time."""
+        pool = self._pool
+        return 1 if pool is None else pool.limit
+
+    @property
+    def in_flight(self) -> int:
+        """Messages in hand now (handlers started and not finished)."""
+        pool = self._pool
+        if pool is None:
+            return 1 if self._busy else 0
+        return pool.in_flight
+
     def statistics(self) -> ActorStatistics:
         """A snapshot of this actor."""
+        pool = self._pool
         return ActorStatistics(
             name=self.name,
             state=self.state,
             queued=len(self.mailbox.queue),
             waiting_senders=len(self.mailbox.waiting),
-            in_flight=1 if self._busy else 0,
+            in_flight=(1 if self._busy else 0) if pool is None else pool.in_flight,
+            max_concurrency=1 if pool is None else pool.limit,
             processed=self.processed,
             failures=self.failures,
             restarts=self.restarts,
@@ -288,27 +337,55 @@ class Cell(Generic[M]):
             self._stopped = trio.Event()
         await self._stopped.wait()
 
+    def _in_hand(self) -> bool:
+        # Whether messages may be in hand: a live instance, or handlers of a crashed one.
+        if self._instance is not None:
+            return True
+        pool = self._pool
+        return pool is not None and pool.in_flight > 0
+
     async def restart(self, grace: float | None) -> None:
         """Restart with a fresh instance; see ``ActorSystem.restart``."""
-        if self._closed:
-            raise self.stopped_error()
-        if self._control is None:
-            self._control = _Control.RESTART
-            if self._instance is not None:
-                self._apply_grace(grace)
-            self._wake()
-        waiter = _RestartWaiter()
-        if self._restart_waiters is None:
-            self._restart_waiters = []
-        self._restart_waiters.append(waiter)
-        await waiter.done.wait()
-        if waiter.error is not None:
-            raise waiter.error
+        await self._request_control(_Control.RESTART, grace)
 
-    def _release_restart_waiters(self, error: BaseException | None) -> None:
-        waiters = self._restart_waiters
+    async def suspend(self, grace: float | None) -> None:
+        """Stop the instance but keep the slot; see ``ActorSystem.suspend``."""
+        await self._request_control(_Control.SUSPEND, grace)
+
+    async def _request_control(self, kind: _Control, grace: float | None) -> None:
+        # Restart and suspend: concurrent calls of the same kind share one operation; a call
+        # that finds the other kind pending waits for it to finish, then makes its own.
+        while True:
+            if self._closed:
+                raise self.stopped_error()
+            control = self._control
+            if control is None:
+                if kind is _Control.SUSPEND and self.state is ActorState.SUSPENDED:
+                    return  # already suspended: nothing to do
+                self._control = kind
+                if self._in_hand():
+                    self._apply_grace(grace)
+                self._wake()
+                break
+            if control is kind:
+                break
+            await self._wait_control()  # its outcome belongs to its own caller
+        error = await self._wait_control()
+        if error is not None:
+            raise error
+
+    async def _wait_control(self) -> BaseException | None:
+        waiter = _ControlWaiter()
+        if self._control_waiters is None:
+            self._control_waiters = []
+        self._control_waiters.append(waiter)
+        await waiter.done.wait()
+        return waiter.error
+
+    def _release_control_waiters(self, error: BaseException | None) -> None:
+        waiters = self._control_waiters
         if waiters:
-            self._restart_waiters = None
+            self._control_waiters = None
             for waiter in waiters:
                 waiter.error = error
                 waiter.done.set()
@@ -383,12 +460,21 @@ class Cell(Generic[M]):
 
     async def _lifecycle(self) -> BaseException | None:
         while True:
+            control = self._control
+            if control is _Control.RESTART or control is _Control.SUSPEND:
+                # The grace was for the messages in hand, which are done by now: on_stop and
+                # on_restart run without it (a stop that overtakes them sets a new one).
+                self._grace_deadline = _INF
             with trio.CancelScope(deadline=self._grace_deadline) as scope:
                 self._scope = scope
-                if self._control is _Control.RESTART:
+                if control is _Control.RESTART:
                     await self._replace_instance()
-                else:
+                elif control is _Control.SUSPEND:
+                    await self._suspend_instance()
+                elif self._pool is None:
                     await self._serve()
+                else:
+                    await self._serve_many(self._pool)
             self._scope = None
             if self._busy:  # cancelled with a message in hand
                 self._busy = False
@@ -427,7 +513,7 @@ class Cell(Generic[M]):
             else:
                 self._control = None
                 self.request_stop(exc, None)
-            self._release_restart_waiters(exc)
+            self._release_control_waiters(exc)
             return
         self._instance = fresh
         self._last_error = None
@@ -436,14 +522,34 @@ class Cell(Generic[M]):
             self._control = None
             self._grace_deadline = _INF
             self.state = ActorState.RUNNING
-        self._release_restart_waiters(None)
+        self._release_control_waiters(None)
+
+    async def _suspend_instance(self) -> None:
+        # Suspend: stop the running instance (if any), keep the slot and its mailbox.
+        old, self._instance = self._instance, None
+        error: Exception | None = None
+        if old is not None:
+            try:
+                await old.on_stop(None)
+            except Exception as exc:
+                error = exc
+                self._last_error = exc
+        if self._control is _Control.SUSPEND:
+            self._control = None
+            self.state = ActorState.SUSPENDED
+            self._release_control_waiters(error)
+        # else a stop overtook the suspension: _finish answers the waiters with ActorStopped.
 
     def _crash(self, error: Exception) -> None:
         self._instance = None
         self.failures += 1
         self._last_error = error
+        self._after_crash(error)
+
+    def _after_crash(self, error: Exception) -> None:
+        # The instance is gone: restart in place, or suspend and tell the hook.
         if self._control is not None:
-            return  # a stop (or restart) is already on its way
+            return  # a stop, restart or suspension is already on its way
         hook = self._hook
         if hook is None:
             self._control = _Control.RESTART
@@ -498,6 +604,117 @@ class Cell(Generic[M]):
             if not batch:
                 batch = _BATCH
                 await trio.lowlevel.checkpoint()
+
+    async def _serve_many(self, pool: _Pool) -> None:
+        # max_concurrency > 1: dispatch the system lane, then the mailbox, each message to its
+        # own task in a nursery, at most pool.limit at a time, until a control request is
+        # pending; then wait for the handlers in flight (the scope's grace bounds them).
+        try:
+            async with trio.open_nursery() as nursery:
+                await self._dispatch(pool, nursery)
+        except BaseExceptionGroup as group:
+            # A BaseException (KeyboardInterrupt, ...) out of one handler leaves as itself.
+            found = leaves(group)
+            if len(found) != 1:
+                raise
+            leaf = found[0]
+            raise leaf from (leaf.__cause__ if leaf.__cause__ is not None else group)
+        finally:
+            pool.crashed = None  # a crash during a control request's grace is superseded by it
+
+    async def _dispatch(self, pool: _Pool, nursery: trio.Nursery) -> None:
+        mailbox = self.mailbox
+        queue = mailbox.queue
+        limit = pool.limit
+        batch = _BATCH
+        while self._control is None:
+            instance = self._instance
+            if instance is None:
+                crashed = pool.crashed
+                if crashed is not None and not pool.in_flight:
+                    # The other handlers of the crashed instance are done: handle the crash.
+                    pool.crashed = None
+                    self._after_crash(crashed)
+                    continue
+                self._parked = True  # suspended, or handlers of a crashed instance finishing
+                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+                continue
+            if pool.in_flight >= limit:
+                self._parked = True  # woken by a handler as it finishes
+                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+                continue
+            lane = self._system_lane
+            if lane:
+                item: Any = lane.popleft()
+            elif queue:
+                item = mailbox.take()
+                if mailbox.waiting:
+                    self._admit()
+                if type(item) is Request:
+                    item.phase = Phase.STARTED
+                    deadline = item.deadline
+                    if deadline != _INF and trio.current_time() >= deadline:
+                        # Load shedding: it expired while queued; no handler sees it.
+                        item.answer(outcome.Error(AskTimeout(self.name, item.timeout)))  # type: ignore[arg-type]
+                        continue
+            else:
+                batch = _BATCH
+                self._parked = True
+                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+                continue
+            pool.in_flight += 1
+            nursery.start_soon(self._handle_one, pool, instance, item)
+            batch -= 1
+            if not batch:
+                batch = _BATCH
+                await trio.lowlevel.checkpoint()
+
+    async def _handle_one(self, pool: _Pool, instance: Actor[M], item: Any) -> None:
+        # One handler task of a max_concurrency > 1 actor; it keeps its own instance.
+        request: Request | None = item if type(item) is Request else None
+        try:
+            if request is None:
+                deadline = _INF
+                message = item
+            elif request.task is None:
+                return  # abandoned between the dispatch and the start of this task: skipped
+            else:
+                deadline = request.deadline
+                message = request.message
+            try:
+                if deadline == _INF:
+                    result = await instance.receive(message)
+                else:
+                    with trio.CancelScope(deadline=deadline) as scope:
+                        result = await instance.receive(message)
+                    if scope.cancelled_caught and request is not None:  # not a crash
+                        self.processed += 1
+                        timeout: float = request.timeout  # type: ignore[assignment]
+                        request.answer(outcome.Error(AskTimeout(self.name, timeout)))
+                        return
+            except Exception as exc:
+                self.processed += 1
+                if request is not None and request.task is not None:
+                    exc.add_note(f"raised by actor {self.name!r} while handling an ask")
+                    request.answer(outcome.Error(exc))
+                if self._instance is instance:
+                    # The first crash of this instance: no new message starts on it; the
+                    # dispatcher handles the crash once the other handlers are done. A later
+                    # error of the same (discarded) instance only answers its own ask.
+                    self._instance = None
+                    self.failures += 1
+                    self._last_error = exc
+                    pool.crashed = exc
+                return
+            self.processed += 1
+            if request is not None:
+                request.answer(outcome.Value(result))
+        finally:
+            pool.in_flight -= 1
+            if request is not None and request.task is not None:
+                # Cancelled in hand (a stop, restart or suspension whose grace ran out).
+                request.answer(outcome.Error(self.stopped_error()))
+            self._wake()
 
     async def _handle(self, instance: Actor[M], item: Any) -> None:
         if type(item) is Request:
@@ -562,7 +779,7 @@ class Cell(Generic[M]):
                 item.answer(outcome.Error(self.stopped_error()))
         for waiter in waiters:
             waiter.answer(outcome.Error(self.stopped_error()))
-        self._release_restart_waiters(self.stopped_error())
+        self._release_control_waiters(self.stopped_error())
         self._system_lane = None
         self.system._forget(self)
         if self._watching:

@@ -23,6 +23,9 @@ class SupervisorHook(Protocol):
         and it waits for ``await system.restart(ref)`` or ``await system.stop(ref)``. The method
         must not block (it is not async); schedule the decision, e.g. by ``tell`` to the
         supervisor's own actor or by a memory channel. If it raises an ``Exception``, the child
-        is stopped with that exception as its stop reason.
+        is stopped with that exception as its stop reason. For a child spawned with
+        ``max_concurrency`` > 1 it is called once the child's other handlers in flight have
+        finished, with the first error. It is not called for a crash while a stop, restart or
+        suspension of the child is already pending.
         """
         ...

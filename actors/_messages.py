@@ -50,8 +50,9 @@ class ActorState(enum.Enum):
 
     - ``STARTING``: its instance is being made (``on_start`` or ``on_restart`` runs).
     - ``RUNNING``: it serves its mailbox.
-    - ``SUSPENDED``: it crashed under a supervisor hook and waits for ``restart`` or ``stop``;
-      user messages stay queued, control messages (stop, restart) are still served.
+    - ``SUSPENDED``: it crashed under a supervisor hook, or was suspended by
+      ``ActorSystem.suspend``, and waits for ``restart`` or ``stop``; it has no instance, user
+      messages stay queued, control messages (stop, restart) are still served.
     - ``STOPPING``: a stop was requested; no new message is accepted.
     - ``STOPPED``: final. Every call on its ref raises :class:`ActorStopped`.
     """
@@ -86,7 +87,10 @@ class ActorStatistics:
     waiting_senders: int
     """``send``/``ask`` calls blocked on a full ``WAIT`` mailbox."""
     in_flight: int
-    """1 while a message is in hand, else 0."""
+    """Messages in hand now: 0 or 1 with ``max_concurrency`` 1, up to ``max_concurrency``
+    otherwise (after a crash, the handlers of the discarded instance still running count)."""
+    max_concurrency: int
+    """How many messages one instance may handle at the same time (a ``spawn`` option)."""
     processed: int
     """Messages handled so far (with a reply, an error or a deadline cancellation)."""
     failures: int

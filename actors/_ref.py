@@ -29,12 +29,21 @@ class ActorRef(Generic[M]):
 
     def __repr__(self) -> str:
         cell = self._cell
-        return f"<ActorRef {cell.name!r} {cell.state.value}, {len(cell.mailbox.queue)} queued>"
+        text = f"<ActorRef {cell.name!r} {cell.state.value}, {len(cell.mailbox.queue)} queued"
+        limit = cell.max_concurrency
+        if limit == 1:
+            return text + ">"
+        return f"{text}, {cell.in_flight}/{limit} in flight>"
 
     @property
     def name(self) -> str:
         """The actor's registered name."""
         return self._cell.name
+
+    @property
+    def max_concurrency(self) -> int:
+        """How many messages one instance may handle at the same time (the ``spawn`` option)."""
+        return self._cell.max_concurrency
 
     @property
     def is_alive(self) -> bool:
@@ -86,8 +95,9 @@ class ActorRef(Generic[M]):
 
         Raises:
             AskTimeout: the deadline passed first.
-            ActorStopped: the actor is stopped, or stopped (or restarted by
-                ``ActorSystem.restart``) while the request was queued or in hand.
+            ActorStopped: the actor is stopped, or stopped while the request was queued or
+                in hand, or restarted/suspended (``ActorSystem.restart``/``suspend``) while it
+                was in hand and the grace ran out.
             MailboxFull: ``REJECT`` policy and a full mailbox, or the request was dropped by
                 ``DROP_OLDEST``.
             TypeError, ValueError: ``timeout`` is not a number, or is negative or NaN.

@@ -12,6 +12,7 @@ import trio
 from ._actor import Actor
 from ._cell import Cell
 from ._errors import ActorNotFound, NameTaken
+from ._groups import leaves
 from ._hook import SupervisorHook
 from ._messages import ActorState, Overflow, SystemStatistics
 from ._ref import ActorRef
@@ -30,16 +31,6 @@ def _check_grace(grace: float | None) -> None:
         raise TypeError(f"`grace` must be a number of seconds or None (got {grace!r})")
     if not grace >= 0:
         raise ValueError(f"`grace` must be >= 0 (got {grace!r})")
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            found.extend(_leaves(exc))
-        else:
-            found.append(exc)
-    return found
 
 
 class ActorSystem:
@@ -106,10 +97,10 @@ class ActorSystem:
         try:
             return bool(await self._manager.__aexit__(exc_type, exc, tb))
         except BaseExceptionGroup as group:
-            leaves = _leaves(group)
-            if len(leaves) != 1:
+            found = leaves(group)
+            if len(found) != 1:
                 raise
-            leaf = leaves[0]
+            leaf = found[0]
             raise leaf from (leaf.__cause__ if leaf.__cause__ is not None else group)
 
     @property
@@ -126,6 +117,7 @@ class ActorSystem:
         mailbox_size: int = 1000,
         overflow: Overflow | str = Overflow.WAIT,
         supervisor: SupervisorHook | None = None,
+        max_concurrency: int = 1,
         **kwargs: Any,
     ) -> ActorRef[M]:
         """Start an actor made by ``factory(*args, **kwargs)`` and return its ref.
@@ -134,12 +126,16 @@ class ActorSystem:
         unique name. ``mailbox_size`` (an int >= 1) bounds the mailbox; ``overflow`` is an
         :class:`Overflow` or ``"wait"``/``"reject"``/``"drop_oldest"``. ``supervisor`` is a
         :class:`SupervisorHook` (see the package docstring); None restarts in place after a
-        crash.
+        crash. ``max_concurrency`` (an int >= 1) is how many messages one instance may handle
+        at the same time: 1 (the default) is the classic actor, one message at a time, run
+        inline by the actor's task; N > 1 runs up to N handlers concurrently, each in its own
+        task (see the package docstring for the exact semantics).
 
         Raises:
             TypeError: ``factory`` is not callable or does not return an ``Actor``;
-                ``mailbox_size`` is not an int; ``name`` is not a str.
-            ValueError: ``mailbox_size`` < 1, an unknown ``overflow``, an empty ``name``.
+                ``mailbox_size`` or ``max_concurrency`` is not an int; ``name`` is not a str.
+            ValueError: ``mailbox_size`` < 1, ``max_concurrency`` < 1, an unknown
+                ``overflow``, an empty ``name``.
             NameTaken: a live actor already has ``name``.
             RuntimeError: the system is not open.
             Exception: whatever ``on_start`` (or the factory) raised; nothing stays registered.
@@ -152,6 +148,10 @@ class ActorSystem:
             raise TypeError(f"`mailbox_size` must be an int (got {mailbox_size!r})")
         if mailbox_size < 1:
             raise ValueError(f"`mailbox_size` must be >= 1 (got {mailbox_size!r})")
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise TypeError(f"`max_concurrency` must be an int (got {max_concurrency!r})")
+        if max_concurrency < 1:
+            raise ValueError(f"`max_concurrency` must be >= 1 (got {max_concurrency!r})")
         policy = Overflow.convert(overflow)
         if supervisor is not None and not callable(getattr(supervisor, "child_failed", None)):
             raise TypeError(
@@ -175,6 +175,7 @@ class ActorSystem:
             mailbox_size=mailbox_size,
             overflow=policy,
             hook=supervisor,
+            max_concurrency=max_concurrency,
         )
         self._names[name] = cell
         error = await nursery.start(cell.run)
@@ -212,8 +213,9 @@ class ActorSystem:
     async def stop(self, ref: ActorRef[Any], *, grace: float | None = 5.0) -> None:
         """Stop the actor of ``ref`` and return once it is ``STOPPED``.
 
-        A message in hand may finish for up to ``grace`` seconds (None: as long as it takes,
-        0: cancelled at once), then it is cancelled; its ``ask`` gets :class:`ActorStopped`.
+        The messages in hand (one, or up to ``max_concurrency``) may finish for up to ``grace``
+        seconds (None: as long as they take, 0: cancelled at once), then they are cancelled;
+        their asks get :class:`ActorStopped`.
         Then ``on_stop(None)`` runs (on a live instance; a suspended actor has none), every
         queued request gets :class:`ActorStopped`, watchers get ``Down(ref, None)`` (or the
         error ``on_stop`` raised, as reason), and the name is freed. From the call on, the ref
@@ -234,10 +236,13 @@ class ActorSystem:
         """Give the actor of ``ref`` a fresh instance from its factory, keeping its mailbox.
 
         On a ``SUSPENDED`` actor: makes the instance and runs ``on_restart(error)`` with the
-        crash error. On a running actor: first stops the running instance as :meth:`stop` does
-        (``grace`` for the message in hand, whose ask gets :class:`ActorStopped`;
-        ``on_stop(None)``), then ``on_restart(None)``. Returns once ``on_restart`` finished;
-        queued messages are then served by the new instance. Concurrent calls share one restart.
+        crash error (``None`` if it was suspended by :meth:`suspend` and did not crash). On a
+        running actor: first stops the running instance as :meth:`stop` does (``grace`` for the
+        messages in hand, whose asks get :class:`ActorStopped` if it runs out;
+        ``on_stop(None)``, not bounded by ``grace``), then ``on_restart(None)``. Returns once
+        ``on_restart`` finished; queued messages are then served by the new instance.
+        Concurrent calls share one restart; a call made while a :meth:`suspend` is pending
+        waits for the suspension to finish, then restarts.
 
         Raises:
             ActorStopped: the actor is stopped or stopping (also if a stop overtakes the
@@ -251,6 +256,37 @@ class ActorSystem:
         """
         _check_grace(grace)
         await ref._cell.restart(grace)
+
+    async def suspend(self, ref: ActorRef[Any], *, grace: float | None = 5.0) -> None:
+        """Stop the current instance of ``ref``'s actor but keep its slot, ``SUSPENDED``.
+
+        The instance is stopped as :meth:`restart` stops it: the messages in hand may finish
+        for ``grace`` seconds (None: as long as they take, 0: cancelled at once), then are
+        cancelled and their asks get :class:`ActorStopped`; then ``on_stop(None)`` runs (not
+        bounded by ``grace``). Returns once the actor is ``SUSPENDED``: no instance, the
+        mailbox and its queued messages kept but not served, the ref valid; ``tell``/``send``/
+        ``ask`` keep queueing and asks keep their deadlines, exactly as for a crashed actor
+        waiting for its supervisor. A later :meth:`restart` makes a fresh instance and runs
+        ``on_restart(None)`` on it (or ``on_restart(error)`` if the instance crashed during the
+        grace). A crash during the grace does not call the supervisor hook: the suspension
+        already decides the actor's fate. Suspending a ``SUSPENDED`` actor does nothing; a call
+        made while a :meth:`restart` is pending waits for that restart, then suspends;
+        concurrent calls share one suspension.
+
+        This is what OTP's ``one_for_all``/``rest_for_one`` need: suspend the other children
+        in reverse start order (keeping their mailboxes), then restart them in start order.
+
+        Raises:
+            TypeError, ValueError: ``grace`` is not a number >= 0 or None.
+            ActorStopped: the actor is stopped or stopping (also if a stop overtakes the
+                suspension).
+            Exception: what the instance's ``on_stop`` raised; the actor is ``SUSPENDED`` all
+                the same (and a later :meth:`restart` passes that error to ``on_restart``).
+
+        Cancellation: the suspension goes on without the caller.
+        """
+        _check_grace(grace)
+        await ref._cell.suspend(grace)
 
     def statistics(self) -> SystemStatistics:
         """A snapshot of the system."""

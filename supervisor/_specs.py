@@ -329,6 +329,11 @@ def _degraded(value: Any) -> Callable[..., Any] | None:
     return None if value is None else _import_callable(value, "degraded")
 
 
+def _health_check(value: Any) -> Callable[[], Any] | None:
+    """Converter: ``None``, a callable, or a ``"package.module:name"`` string naming one."""
+    return None if value is None else _import_callable(value, "health_check")
+
+
 def _show_default(value: Any) -> str:
     return "-" if value is _NO_DEFAULT else repr(value)
 
@@ -407,10 +412,19 @@ class ServiceSpec:
     caller gives its own; ``None``: no limit."""
     fallback: FallbackSpec | None = None
     """What answers refused or failed requests, or ``None`` (the error reaches the caller)."""
+    health_check: Callable[[], Any] | None = attrs.field(default=None, converter=_health_check)
+    """Called with no arguments (plain or async) every ``health_interval`` seconds while the tree
+    runs; it fails when it raises, returns ``False`` or runs past the health check timeout
+    (``"module:name"`` in data). ``None``: health comes from the requests alone."""
+    health_interval: float | None = attrs.field(default=None)
+    """Seconds between health checks, start to start; ``None``: ``$HEALTH_CHECK_INTERVAL``,
+    else 30."""
 
     def __attrs_post_init__(self) -> None:
         if self.timeout is not None:
             DURATION.check("timeout", self.timeout)
+        if self.health_interval is not None:
+            DURATION.check("health_interval", self.health_interval)
         for field, kind in (
             ("bulkhead", BulkheadSpec),
             ("breaker", BreakerSpec),
@@ -551,7 +565,10 @@ def _make_converter() -> cattrs.Converter:
     table(FallbackSpec, default=override(struct_hook=as_is), degraded=override(struct_hook=as_is))
     table(
         ServiceSpec,
-        **{name: override(struct_hook=as_is) for name in ("args", "kwargs", "shutdown")},
+        **{
+            name: override(struct_hook=as_is)
+            for name in ("args", "kwargs", "shutdown", "health_check")
+        },
     )
     table(
         ChildSpec, **{name: override(struct_hook=as_is) for name in ("args", "kwargs", "shutdown")}
@@ -565,7 +582,16 @@ def _make_converter() -> cattrs.Converter:
 
 
 _SERVICE_FIELDS: Final = frozenset(
-    {"bulkhead", "breaker", "retry", "throttle", "timeout", "fallback"}
+    {
+        "bulkhead",
+        "breaker",
+        "retry",
+        "throttle",
+        "timeout",
+        "fallback",
+        "health_check",
+        "health_interval",
+    }
 )
 _CONVERTER: Final = _make_converter()
 
@@ -594,9 +620,10 @@ def load_tree(data: Mapping[str, Any]) -> SupervisorSpec:
     """Build a :class:`SupervisorSpec` from plain data (as parsed from TOML or JSON).
 
     A child table with ``children`` or ``strategy`` is a nested supervisor; one with any of
-    ``bulkhead``, ``breaker``, ``retry``, ``throttle``, ``timeout``, ``fallback`` is a
-    :class:`ServiceSpec`; any other is a :class:`ChildSpec`. ``factory``, ``degraded`` and
-    exception classes are ``"package.module:name"`` strings.
+    ``bulkhead``, ``breaker``, ``retry``, ``throttle``, ``timeout``, ``fallback``,
+    ``health_check``, ``health_interval`` is a :class:`ServiceSpec`; any other is a
+    :class:`ChildSpec`. ``factory``, ``degraded``, ``health_check`` and exception classes are
+    ``"package.module:name"`` strings.
 
     Raises:
         ConfigError: the data is not a valid tree; the message names the path of the first bad

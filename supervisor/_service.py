@@ -1,0 +1,609 @@
+"""Guarded services: the caller's side of a request to a service actor.
+
+A :class:`GuardedService` is made by the supervision tree for each
+:class:`~supervisor._specs.ServiceSpec` child. It owns the service's rule objects (one throttle,
+one :class:`~supervisor.CircuitBreaker` named after the service's path, one bulkhead count, one
+retry schedule, one fallback cache) and drives their pure cores on the caller's side of every
+request; users reach it through its public handle, :class:`ServiceRef`.
+
+The request path of :meth:`ServiceRef.call`, in order:
+
+1. **Deadline**: ``now + timeout`` (the caller's ``timeout``, else the spec's; ``None``: none).
+   It covers everything below: throttle waits, queueing, attempts and retry delays.
+2. **Throttle** (if set): ``on_limit="raise"`` refuses a call over the limit with
+   :class:`~supervisor.RateLimitExceeded`; ``on_limit="wait"`` waits its turn first come, first
+   served, within the deadline.
+3. **Breaker** (if set): an open breaker (or a half-open one with every trial slot taken)
+   refuses with :class:`~supervisor.CircuitOpenError`.
+4. **Bulkhead**: requests running plus requests queued are counted here, on the caller's side;
+   with ``max_concurrent + max_queued`` already admitted the call is refused with
+   :class:`~supervisor.BulkheadFullError`. The actor's mailbox (``max_queued`` places, see
+   :meth:`GuardedService.spawn_options`) is the bulkhead's queue.
+5. **Ask** the service actor with the rest of the deadline as its timeout (the deadline travels
+   into the actor: a request that expires while queued never runs).
+6. **Outcome**: a reply feeds the breaker and the cache and is returned. A failure (any
+   ``Exception``: the handler's error, which is also the actor's crash,
+   :class:`~actors.AskTimeout`, :class:`~actors.ActorStopped`, ...) feeds the breaker, and is
+   retried per the retry schedule: the next attempt starts over at step 2, after a delay spent
+   holding no bulkhead place and never reaching past the deadline.
+7. **Fallback** (if set): answers a refusal (steps 2-4) or the last failure.
+
+Refusals are never retried: a rule that refuses says the service cannot take the request now, so
+they go straight to the fallback (fast fail). A refusal costs no mailbox hop, no checkpoint and no
+cancel scope; it publishes one event and raises one error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import random
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+import attrs
+import trio
+
+from ._breaker import BreakerCore, CircuitBreaker, CircuitState, Permit
+from ._breaker import Refusal as BreakerRefusal
+from ._bulkhead import BulkheadCore
+from ._config import DURATION, UNSET, Unset
+from ._errors import BulkheadFullError, CircuitOpenError, OperationTimeout, RateLimitExceeded
+from ._events import (
+    FallbackUsed,
+    Refusal,
+    RequestCompleted,
+    RequestFailed,
+    RequestRefused,
+    RetryScheduled,
+)
+from ._fallback import MISS, TtlLruCache
+from ._retry import RetrySchedule
+from ._specs import FallbackSpec, ServiceSpec
+from ._throttle import OnLimit, Throttle
+
+if TYPE_CHECKING:
+    from actors import ActorRef
+
+    from ._bus import EventBus
+
+__all__ = ["GuardedService", "ServiceRef", "ServiceStatistics"]
+
+_INF: Final = math.inf
+
+
+def _max_concurrency_supported() -> bool:
+    """Whether ``actors.ActorSystem.spawn`` takes ``max_concurrency`` (N handlers at once)."""
+    from actors import ActorSystem  # noqa: PLC0415 - the supervisor builds on actors lazily
+
+    return "max_concurrency" in inspect.signature(ActorSystem.spawn).parameters
+
+
+@attrs.frozen(kw_only=True)
+class ServiceStatistics:
+    """A snapshot of one guarded service (see :meth:`ServiceRef.statistics`)."""
+
+    path: str
+    """The service's path in the tree."""
+    state: CircuitState | None
+    """The breaker's state now, or ``None`` for a service without a breaker."""
+    in_flight: int
+    """Requests admitted by the bulkhead and counted as running (at most ``max_concurrent``)."""
+    queued: int
+    """Requests admitted by the bulkhead and counted as waiting in the mailbox (at most
+    ``max_queued``)."""
+    completed: int
+    """Calls answered by the service actor (on any attempt)."""
+    failed: int
+    """Calls whose last attempt failed (whether or not the fallback then answered)."""
+    refused: int
+    """Calls refused by the throttle, the breaker or the bulkhead (whether or not the fallback
+    then answered)."""
+    fallbacks: int
+    """Calls answered by the fallback."""
+    retries: int
+    """Retries scheduled, over all calls."""
+
+
+class GuardedService:
+    """The rules of one service and the request path through them (used by the tree).
+
+    Args:
+        spec: the service's spec (its rules; ``spec.name`` is the last part of ``path``).
+        path: the service's path in the tree, e.g. ``"app/backend/payments"``; also the name of
+            its breaker, of the errors its rules raise, and the ``path`` of its events.
+        bus: where :class:`~supervisor._events.RequestCompleted`, ``RequestFailed``,
+            ``RequestRefused``, ``RetryScheduled``, ``FallbackUsed`` and the breaker's
+            :class:`~supervisor.CircuitStateChange` events go.
+        rng: the random source of the retry jitter (default: a fresh :class:`random.Random`).
+
+    The breaker's listeners, the bus among them, see every state change of the breaker: those the
+    request path causes, the lazy OPEN -> HALF_OPEN change (noticed by a request, by
+    :meth:`park_until`, or by reading the breaker's ``state``), ``reset()`` and ``force_open()``.
+    A listener that raises makes the request that caused the change raise that error (as the
+    breaker's own guard does).
+    """
+
+    __slots__ = (
+        "_breaker",
+        "_bulkhead",
+        "_bus",
+        "_cache",
+        "_core",
+        "_fallback",
+        "_ref",
+        "_retry",
+        "_rng",
+        "_throttle",
+        "completed",
+        "failed",
+        "fallbacks",
+        "handle",
+        "path",
+        "refused",
+        "retries",
+        "spec",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        *,
+        path: str,
+        bus: EventBus[Any],
+        rng: random.Random | None = None,
+    ) -> None:
+        if not isinstance(spec, ServiceSpec):
+            raise TypeError(f"`spec` must be a ServiceSpec (got {spec!r})")
+        self.spec = spec
+        self.path = path
+        self.timeout = spec.timeout
+        """The default timeout of a call, in seconds (``None``: no limit)."""
+        self._bus = bus
+        self._rng = random.Random() if rng is None else rng
+        self._ref: ActorRef[Any] | None = None
+
+        throttle = spec.throttle
+        self._throttle: Throttle | None = (
+            None
+            if throttle is None
+            else Throttle(path, throttle.max_calls, throttle.period, on_limit=throttle.on_limit)
+        )
+        breaker = spec.breaker
+        self._breaker: CircuitBreaker | None = None
+        self._core: BreakerCore | None = None
+        if breaker is not None:
+            self._breaker = CircuitBreaker(
+                path,
+                breaker.failure_threshold,
+                breaker.success_threshold,
+                breaker.timeout,
+                breaker.expected_exception,
+                half_open_max_calls=breaker.half_open_max_calls,
+            )
+            self._breaker.add_listener(bus.publish)
+            self._core = self._breaker.core
+        self._bulkhead: BulkheadCore[trio.lowlevel.Task] = BulkheadCore(
+            spec.bulkhead.max_concurrent, spec.bulkhead.max_queued
+        )
+        retry = spec.retry
+        self._retry: RetrySchedule | None = (
+            None
+            if retry is None
+            else RetrySchedule.build(
+                max_attempts=retry.max_attempts,
+                initial_delay=retry.initial_delay,
+                max_delay=retry.max_delay,
+                backoff_factor=retry.backoff_factor,
+                jitter=retry.jitter,
+                exceptions=retry.exceptions,
+            )
+        )
+        fallback = spec.fallback
+        self._fallback: FallbackSpec | None = fallback
+        self._cache: TtlLruCache[Hashable, Any] | None = (
+            None
+            if fallback is None or fallback.cache_ttl is None
+            else TtlLruCache(fallback.cache_ttl, fallback.cache_maxsize)
+        )
+        self.completed = 0
+        self.failed = 0
+        self.refused = 0
+        self.fallbacks = 0
+        self.retries = 0
+        self.handle = ServiceRef(self)
+        """The public handle users call."""
+
+    # -- the tree's side ------------------------------------------------------------------------
+
+    def spawn_options(self) -> dict[str, Any]:
+        """The options the tree passes to ``ActorSystem.spawn`` for this service's actor.
+
+        ``mailbox_size = max_concurrent + max_queued`` (the requests the bulkhead can admit, so a
+        mailbox filled only by this service's callers never overflows), ``overflow="reject"``,
+        and ``max_concurrency = max_concurrent`` where the actor runtime supports it.
+        """
+        bulkhead = self.spec.bulkhead
+        options: dict[str, Any] = {
+            "mailbox_size": max(1, bulkhead.max_concurrent + bulkhead.max_queued),
+            "overflow": "reject",
+        }
+        if _max_concurrency_supported():
+            options["max_concurrency"] = bulkhead.max_concurrent
+        return options
+
+    def attach(self, ref: ActorRef[Any]) -> None:
+        """Send requests to ``ref`` from now on (called after every spawn of the service actor).
+
+        Until a ref is attached, every attempt fails with :class:`~actors.ActorStopped`.
+        """
+        self._ref = ref
+
+    @property
+    def ref(self) -> ActorRef[Any] | None:
+        """The attached service actor, if any."""
+        return self._ref
+
+    def park_until(self, now: float) -> float | None:
+        """Where the service actor crashed at ``now``: when to restart it.
+
+        Returns:
+            ``None`` when there is no breaker or it is not OPEN at ``now`` (restart as usual);
+            else the trio time the breaker turns half-open (``math.inf`` while it is forced
+            open), at which the tree restarts the parked child on probation.
+
+        A due OPEN -> HALF_OPEN change is applied (and published) first. Only failures already
+        recorded count: a crash is recorded by the caller whose request crashed the actor, when
+        that caller's task resumes (in the scheduling batch after the crash), so the tree should
+        let one batch pass (any checkpoint) between ``child_failed`` and this call.
+        """
+        core = self._core
+        if core is None:
+            return None
+        state = core.state_at(now)
+        self._flush()
+        if state is not CircuitState.OPEN:
+            return None
+        if core.forced_open:
+            return _INF
+        opened_at = core.opened_at
+        if opened_at is None:  # pragma: no cover - OPEN always has an opening time
+            return None
+        return opened_at + core.timeout
+
+    # -- inspection -----------------------------------------------------------------------------
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        """The service's breaker (named after its path), or ``None``."""
+        return self._breaker
+
+    def statistics(self) -> ServiceStatistics:
+        """A snapshot of the service (reading it may apply and publish a due half-open)."""
+        bulkhead = self._bulkhead
+        return ServiceStatistics(
+            path=self.path,
+            state=None if self._breaker is None else self._breaker.state,
+            in_flight=bulkhead.running,
+            queued=bulkhead.queued,
+            completed=self.completed,
+            failed=self.failed,
+            refused=self.refused,
+            fallbacks=self.fallbacks,
+            retries=self.retries,
+        )
+
+    def __repr__(self) -> str:
+        return f"<GuardedService {self._describe()}>"
+
+    def _describe(self) -> str:
+        bulkhead = self._bulkhead
+        breaker = self._breaker
+        state = "" if breaker is None else f" {breaker.state.value}"
+        return (
+            f"{self.path!r}{state}, {bulkhead.running}/{bulkhead.max_concurrent} in flight, "
+            f"{bulkhead.queued}/{bulkhead.max_queued} queued"
+        )
+
+    # -- the request path -----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        # Hand the core's state changes to the breaker's listeners (the bus among them): the
+        # shell's own publishing, so that user listeners see them too.
+        breaker = self._breaker
+        if breaker is not None and breaker.core.has_changes:
+            breaker._publish()
+
+    def _refuse(
+        self, refusal: Refusal, error: Exception, now: float, retry_after: float
+    ) -> NoReturn:
+        self.refused += 1
+        self._bus.publish(
+            RequestRefused(path=self.path, at=now, refusal=refusal, retry_after=retry_after)
+        )
+        raise error
+
+    async def call(self, request: Any, timeout: float | Unset | None = UNSET) -> Any:  # noqa: ASYNC109 - the deadline spans throttle waits, attempts and retry delays, and travels into the actor
+        """See :meth:`ServiceRef.call`."""
+        now = trio.current_time()
+        if timeout is UNSET:
+            seconds = self.timeout
+        elif timeout is None:
+            seconds = None
+        else:
+            seconds = DURATION.check("timeout", timeout)
+        deadline = _INF if seconds is None else now + seconds
+        if self._fallback is None:
+            return await self._attempts(request, now, deadline, seconds)
+        try:
+            return await self._attempts(request, now, deadline, seconds)
+        except Exception as exc:
+            answer = await self._answer_by_fallback(request, exc)
+            if answer is MISS:
+                raise
+            return answer
+
+    async def _admit_throttle(self, now: float, deadline: float, seconds: float | None) -> float:
+        # Step 2; returns the time after admission (a wait advances it).
+        throttle = self._throttle
+        if throttle is None:
+            return now
+        if throttle.on_limit is OnLimit.RAISE:
+            retry_after = throttle.core.try_admit(now)
+            if retry_after != 0.0:
+                self._refuse(
+                    Refusal.RATE_LIMITED,
+                    RateLimitExceeded(retry_after, name=self.path),
+                    now,
+                    retry_after,
+                )
+            return now
+        if deadline == _INF:
+            await throttle.acquire()
+            return trio.current_time()
+        with trio.move_on_at(deadline):
+            await throttle.acquire()
+            return trio.current_time()
+        # The deadline passed while waiting for a turn: the waiter left the queue.
+        now = trio.current_time()
+        self._refuse(Refusal.RATE_LIMITED, OperationTimeout(seconds), now, 0.0)  # type: ignore[arg-type]
+        return now  # pragma: no cover - _refuse raises
+
+    def _admit_breaker(self, now: float) -> Permit | None:
+        # Step 3: a permit, or a refusal (raised, after its event).
+        core = self._core
+        if core is None:
+            return None
+        permit = core.free_permit
+        if permit is not None:
+            return permit
+        decision = core.try_acquire(now)
+        if core.has_changes:
+            self._flush()
+        if type(decision) is BreakerRefusal:
+            self._refuse(
+                Refusal.CIRCUIT_OPEN,
+                CircuitOpenError(self.path, decision.retry_after),
+                now,
+                decision.retry_after,
+            )
+        return decision  # type: ignore[return-value]
+
+    def _admit_bulkhead(self, permit: Permit | None, now: float) -> trio.lowlevel.Task | None:
+        # Step 4: take a running slot (None) or a queue place (the task, as the core's ticket),
+        # or refuse, handing the breaker's permit back first.
+        bulkhead = self._bulkhead
+        if bulkhead.try_enter():
+            return None
+        if bulkhead.queued >= bulkhead.max_queued:
+            if permit is not None:
+                self._core.release(permit)  # type: ignore[union-attr]
+            self._refuse(Refusal.BULKHEAD_FULL, BulkheadFullError(self.path), now, 0.0)
+        ticket = trio.lowlevel.current_task()
+        bulkhead.offer(ticket)
+        return ticket
+
+    def _leave_bulkhead(self, ticket: trio.lowlevel.Task | None) -> None:
+        # A queued ticket still waiting leaves the queue; else one slot is given back (to the
+        # oldest queued ticket, if any: the mailbox serves in the same order).
+        bulkhead = self._bulkhead
+        if ticket is None or not bulkhead.cancel(ticket):
+            bulkhead.leave()
+
+    def _succeeded(self, request: Any, result: Any, permit: Permit | None, now: float) -> None:
+        core = self._core
+        if permit is not None:
+            if permit.trial:
+                core.on_success(permit, now)  # type: ignore[union-attr]
+                self._flush()
+            else:
+                core.on_success(permit)  # type: ignore[union-attr]
+        cache = self._cache
+        if cache is not None:
+            with contextlib.suppress(TypeError):  # an unhashable request is not cached
+                cache.put(request, result, now)
+        self.completed += 1
+
+    def _failed(self, permit: Permit | None, error: Exception, now: float) -> None:
+        core = self._core
+        if permit is not None:
+            if core.is_counted(error):  # type: ignore[union-attr]
+                core.on_failure(permit, now)  # type: ignore[union-attr]
+            else:
+                core.release(permit)  # type: ignore[union-attr]
+            self._flush()
+
+    async def _ask(self, request: Any, now: float, deadline: float) -> Any:
+        # Step 5.
+        ref = self._ref
+        if ref is None:
+            from actors import ActorStopped  # noqa: PLC0415 - only needed before attach
+
+            raise ActorStopped(self.path, None)
+        if deadline == _INF:
+            return await ref.ask(request)
+        left = deadline - now
+        return await ref.ask(request, timeout=left if left > 0.0 else 0.0)
+
+    async def _attempts(
+        self, request: Any, started: float, deadline: float, seconds: float | None
+    ) -> Any:
+        path = self.path
+        bus = self._bus
+        now = started
+        attempt = 1
+        while True:
+            if self._throttle is not None:
+                now = await self._admit_throttle(now, deadline, seconds)
+            permit = self._admit_breaker(now)
+            ticket = self._admit_bulkhead(permit, now)
+            asked = now
+            try:
+                result = await self._ask(request, now, deadline)
+            except Exception as exc:
+                error = exc
+            except BaseException:
+                # Cancelled (or KeyboardInterrupt...): give everything back, count nothing.
+                self._leave_bulkhead(ticket)
+                if permit is not None:
+                    self._core.release(permit)  # type: ignore[union-attr]
+                raise
+            else:
+                self._leave_bulkhead(ticket)
+                now = trio.current_time()
+                # The outcome's event first, then the breaker change it caused (if any).
+                bus.publish(
+                    RequestCompleted(path=path, at=now, latency=now - started, attempts=attempt)
+                )
+                self._succeeded(request, result, permit, now)
+                return result
+            self._leave_bulkhead(ticket)
+            now = trio.current_time()
+            bus.publish(
+                RequestFailed(path=path, at=now, latency=now - asked, error=error, attempt=attempt)
+            )
+            self._failed(permit, error, now)
+            schedule = self._retry
+            delay = (
+                None
+                if schedule is None
+                else schedule.next_delay(attempt, error, rng=self._rng, deadline=deadline, now=now)
+            )
+            if delay is None:
+                self.failed += 1
+                raise error
+            self.retries += 1
+            bus.publish(
+                RetryScheduled(path=path, at=now, attempt=attempt, delay=delay, error=error)
+            )
+            await trio.sleep(delay)  # holding nothing: a cancellation here has nothing to give back
+            now = trio.current_time()
+            attempt += 1
+
+    async def _answer_by_fallback(self, request: Any, cause: Exception) -> Any:
+        # Step 7; called while ``cause`` is being handled, so that an error of the degraded
+        # handler has it as its __context__. MISS: nothing to answer with (cache miss).
+        fallback = self._fallback
+        if fallback is None:  # pragma: no cover - call() checks first
+            return MISS
+        cache = self._cache
+        if fallback.has_default:
+            kind = "default"
+            answer = fallback.default
+        elif cache is not None:
+            kind = "cache"
+            try:
+                answer = cache.get(request, trio.current_time())
+            except TypeError:  # an unhashable request was never cached
+                answer = MISS
+            if answer is MISS:
+                return MISS
+        else:
+            kind = "degraded"
+            answer = fallback.degraded(request)  # type: ignore[misc]
+            if inspect.isawaitable(answer):
+                answer = await answer
+        self.fallbacks += 1
+        self._bus.publish(
+            FallbackUsed(path=self.path, at=trio.current_time(), kind=kind, cause=cause)
+        )
+        return answer
+
+
+class ServiceRef:
+    """The public handle on a guarded service of a supervision tree.
+
+    It stays valid across restarts of the service actor (and of its supervisor): requests always
+    go to the live actor.
+    """
+
+    __slots__ = ("_service",)
+
+    def __init__(self, service: GuardedService) -> None:
+        self._service = service
+
+    @property
+    def path(self) -> str:
+        """The service's path in the tree, e.g. ``"app/backend/payments"``."""
+        return self._service.path
+
+    @property
+    def name(self) -> str:
+        """The service's name (the last part of its path)."""
+        return self._service.spec.name
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        """The service's :class:`~supervisor.CircuitBreaker` (named after the path), or ``None``.
+
+        Its ``state``, ``add_listener``, ``reset()`` and ``force_open()`` act on the very breaker
+        the requests go through.
+        """
+        return self._service.breaker
+
+    def statistics(self) -> ServiceStatistics:
+        """A snapshot: breaker state, requests in flight and queued, and totals."""
+        return self._service.statistics()
+
+    def __repr__(self) -> str:
+        return f"<ServiceRef {self._service._describe()}>"
+
+    async def call(self, request: Any, *, timeout: float | Unset | None = UNSET) -> Any:  # noqa: ASYNC109 - see GuardedService.call
+        """Send ``request`` to the service through its rules and return the answer.
+
+        The path (see the module docstring): throttle, breaker, bulkhead, ask, outcome, retries,
+        fallback. ``timeout`` (seconds > 0, or ``None`` for no limit; default: the spec's
+        ``timeout``) bounds the whole call: throttle waits, queueing, every attempt and every
+        retry delay. No retry delay reaches past it.
+
+        Returns:
+            The service actor's reply, or the fallback's answer (a ``default``, the cached reply
+            to an equal request at most ``cache_ttl`` old, or ``degraded(request)``'s result,
+            awaited if it is awaitable), when a rule refused the call or its last attempt failed.
+
+        Raises:
+            ConfigError: ``timeout`` is not a number > 0 or ``None`` (a ``ValueError``; nothing
+                is admitted).
+            RateLimitExceeded: a throttle with ``on_limit="raise"`` refused the call.
+            OperationTimeout: a throttle with ``on_limit="wait"`` gave no turn before the
+                deadline (a refusal, published as ``RequestRefused`` with ``RATE_LIMITED``).
+            CircuitOpenError: the breaker refused the call.
+            BulkheadFullError: ``max_concurrent + max_queued`` requests were already admitted.
+            Exception: the last attempt's failure, unchanged: the handler's own exception (the
+                actor crashed with it), :class:`~actors.AskTimeout` (the deadline passed while
+                the request was queued or handled), :class:`~actors.ActorStopped`, ...
+
+            With a fallback, each of these is answered by it instead, except where the cache
+            has no fresh answer (the error is raised) or the degraded handler raises (its error
+            propagates, with the original one in its ``__context__``). Refusals are never
+            retried.
+
+        Cancellation: ``trio.Cancelled`` (and every ``BaseException`` that is not an
+        ``Exception``) propagates unchanged, never counted, retried or answered by the fallback;
+        the breaker's trial slot, the bulkhead place and the throttle queue place are given back;
+        a request still queued in the mailbox is withdrawn (one being handled runs on, its reply
+        discarded).
+        """
+        return await self._service.call(request, timeout)
