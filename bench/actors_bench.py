@@ -12,31 +12,13 @@ import trio.testing
 
 import actors
 
+from ._baselines import RawServer
 from ._harness import Figure, Report, paired_async
 
 SECTION = "actors"
 
 
 # --- raw trio baselines ---------------------------------------------------------------------------
-
-
-class _RawServer:
-    """A task serving requests from a memory channel, replying through a per-request trio.Event."""
-
-    def __init__(self) -> None:
-        self.send, self._receive = trio.open_memory_channel[tuple[Any, list[Any], trio.Event]](1000)
-
-    async def serve(self) -> None:
-        async for message, reply, done in self._receive:
-            reply.append(message)
-            done.set()
-
-    async def ask(self, message: Any) -> Any:
-        reply: list[Any] = []
-        done = trio.Event()
-        await self.send.send((message, reply, done))
-        await done.wait()
-        return reply[0]
 
 
 class _Echo(actors.Actor[Any]):
@@ -55,7 +37,7 @@ class _Idle(actors.Actor[Any]):
 
 
 async def _ask_round_trip(report: Report, ops: int) -> None:
-    raw = _RawServer()
+    raw = RawServer()
     async with trio.open_nursery() as nursery, actors.ActorSystem() as system:
         nursery.start_soon(raw.serve)
         ref = await system.spawn(_Echo, name="echo")
@@ -75,7 +57,7 @@ async def _ask_round_trip(report: Report, ops: int) -> None:
                 await ref.ask(i, timeout=10.0)
 
         ours_t_us, raw_t_us = await paired_async(ours_timeout, baseline, ops=ops)
-        raw.send.close()
+        raw.close()
     ratio = ours_us / raw_us
     report.add(
         Figure(

@@ -21,6 +21,7 @@ import trio.testing
 
 import supervisor
 
+from ._baselines import RawServer
 from ._harness import Figure, Report, paired_async
 
 SECTION = "rules"
@@ -154,7 +155,7 @@ async def _refusals(report: Report, ops: int) -> None:
             except supervisor.BulkheadFullError:
                 pass
 
-    raw = _RawRoundTrip()
+    raw = RawServer()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(raw.serve)
         nursery.start_soon(hold)
@@ -162,7 +163,7 @@ async def _refusals(report: Report, ops: int) -> None:
         breaker_us, raw_us = await paired_async(refused_breaker, raw.loop, ops=ops)
         bulkhead_us, raw2_us = await paired_async(refused_bulkhead, raw.loop, ops=ops)
         release.set()
-        raw.send.close()
+        raw.close()
     report.add(
         Figure(
             section=SECTION,
@@ -217,24 +218,6 @@ async def _refusals(report: Report, ops: int) -> None:
                 unit="us",
             )
         )
-
-
-class _RawRoundTrip:
-    """A raw trio request/reply: a memory channel plus a trio.Event per request."""
-
-    def __init__(self) -> None:
-        self.send, self._receive = trio.open_memory_channel[tuple[list[Any], trio.Event]](1000)
-
-    async def serve(self) -> None:
-        async for reply, done in self._receive:
-            reply.append(1)
-            done.set()
-
-    async def loop(self, n: int) -> None:
-        for _ in range(n):
-            done = trio.Event()
-            await self.send.send(([], done))
-            await done.wait()
 
 
 def _asyncio_overheads(report: Report, ops: int) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import time
 from typing import Any
 
 import trio
+from rich.console import Console
 
 import actors
 import supervisor
@@ -20,6 +22,7 @@ from supervisor._specs import (
 )
 from supervisor._tree import run_tree
 
+from ._baselines import RawServer
 from ._harness import Figure, Report, paired_async
 
 SECTION = "tree"
@@ -31,25 +34,6 @@ class _Echo(actors.Actor[Any]):
         if message == "crash":
             raise RuntimeError("crash")
         return message
-
-
-class _RawServer:
-    """A task serving requests from a memory channel, replying through a per-request trio.Event."""
-
-    def __init__(self) -> None:
-        self.send, self._receive = trio.open_memory_channel[tuple[Any, list[Any], trio.Event]](1000)
-
-    async def serve(self) -> None:
-        async for message, reply, done in self._receive:
-            reply.append(message)
-            done.set()
-
-    async def loop(self, n: int) -> None:
-        for i in range(n):
-            reply: list[Any] = []
-            done = trio.Event()
-            await self.send.send((i, reply, done))
-            await done.wait()
 
 
 def _spec() -> SupervisorSpec:
@@ -72,10 +56,76 @@ def _spec() -> SupervisorSpec:
     )
 
 
+def _plain_spec() -> SupervisorSpec:
+    every_rule = _spec().children[0]
+    return SupervisorSpec(name="watched", children=(every_rule,))
+
+
+async def _throughput(*, metrics: bool, monitored: bool, seconds: float, callers: int) -> float:
+    """Requests per second answered by one guarded service, ``callers`` tasks calling in a loop
+    for ``seconds`` of real time, with or without metrics and a monitor drawing every 0.1 s."""
+    answered = 0
+    async with run_tree(_plain_spec(), metrics=metrics) as tree:
+        service = tree.service("guarded")
+
+        async def caller() -> None:
+            nonlocal answered
+            while True:
+                await service.call(answered)
+                answered += 1
+
+        sink = Console(file=io.StringIO(), width=120)
+        with trio.move_on_after(seconds):
+            async with trio.open_nursery() as nursery:
+                if monitored:
+                    nursery.start_soon(_watch, tree, sink)
+                for _ in range(callers):
+                    nursery.start_soon(caller)
+    return answered / seconds
+
+
+async def _watch(tree: Any, console: Console) -> None:
+    async with supervisor.monitor(tree, interval=0.1, console=console):
+        await trio.sleep_forever()
+
+
+async def _monitor_cost(report: Report, *, quick: bool) -> None:
+    seconds = 0.5 if quick else 2.0
+    rates: dict[tuple[bool, bool], list[float]] = {}
+    for _ in range(3):  # interleaved, medians
+        for key in ((False, False), (True, False), (True, True)):
+            rates.setdefault(key, []).append(
+                await _throughput(metrics=key[0], monitored=key[1], seconds=seconds, callers=8)
+            )
+    bare, metered, watched = (
+        sorted(rates[key])[1] for key in ((False, False), (True, False), (True, True))
+    )
+    report.add(
+        Figure(
+            section=SECTION,
+            name="requests/s, metrics on (vs off)",
+            ours=metered,
+            baseline=bare,
+            unit="/s",
+            baseline_name="metrics off",
+        )
+    )
+    report.add(
+        Figure(
+            section=SECTION,
+            name="requests/s, monitor drawing every 0.1 s",
+            ours=watched,
+            baseline=metered,
+            unit="/s",
+            baseline_name="no monitor",
+        )
+    )
+
+
 async def run(report: Report, *, quick: bool) -> None:
     """Add this module's figures to ``report``."""
     ops = 2_000 if quick else 20_000
-    raw = _RawServer()
+    raw = RawServer()
     async with trio.open_nursery() as nursery, run_tree(_spec()) as tree:
         nursery.start_soon(raw.serve)
         guarded = tree.service("guarded")
@@ -109,7 +159,7 @@ async def run(report: Report, *, quick: bool) -> None:
                 pass
             await crashing.ask("ok")  # served by the restarted instance (the mailbox survived)
         restart_us = (time.perf_counter() - start) / restarts * 1e6
-        raw.send.close()
+        raw.close()
     report.add(
         Figure(
             section=SECTION,
@@ -144,3 +194,4 @@ async def run(report: Report, *, quick: bool) -> None:
             baseline_name="raw round trip",
         )
     )
+    await _monitor_cost(report, quick=quick)
