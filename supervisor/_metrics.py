@@ -862,6 +862,7 @@ class Metrics:
         return SystemSnapshot(
             at=now,
             name=tree.spec.name,
+            started_at=tree.started_at,
             tree=nodes,
             services=tuple(services),
             events=self.recent_events(),

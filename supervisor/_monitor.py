@@ -216,7 +216,7 @@ def _events_table(
     wheres = [_relative(event.path, snapshot.tree.path) for event in events]
     if not wide:
         wheres = [where.split("/")[-1] for where in wheres]
-    times = [f"{event.at:.2f}" for event in events]
+    times = [f"{event.at - snapshot.started_at:.2f}" for event in events]
     kinds = [event.kind for event in events]
 
     def fit(values: list[str], header: str, cap: int) -> int:
@@ -241,7 +241,7 @@ def _header(snapshot: SystemSnapshot | None, status: str | None) -> RenderableTy
         header.append("no snapshot yet", style="dim")
     else:
         header.append(snapshot.name, style="bold")
-        header.append(f"  at {snapshot.at:.2f}s  ", style="dim")
+        header.append(f"  at {snapshot.at - snapshot.started_at:.2f}s  ", style="dim")
         header.append(f"{len(snapshot.services)} services")
         if snapshot.failure is not None:
             header.append("  FAILED: ", style="bold red")

@@ -147,6 +147,9 @@ class SystemSnapshot:
     """The latest events, oldest first."""
     failure: str | None = None
     """Why the tree failed, if it did."""
+    started_at: float = 0.0
+    """Trio time the tree started (trio's clock has an arbitrary origin: the monitor shows every
+    time relative to this one)."""
 
 
 _CONVERTER: Final = cattrs.Converter(forbid_extra_keys=True)

@@ -607,6 +607,8 @@ class Tree:
         self._body: trio.CancelScope | None = None
         self.failure: BaseException | None = None
         """Why the tree failed (the root gave up), or ``None``."""
+        self.started_at = 0.0
+        """Trio time the tree started."""
         self.metrics: Metrics | None = None
 
     def __repr__(self) -> str:
@@ -660,6 +662,7 @@ class Tree:
             self._body.cancel()
 
     async def _start(self) -> None:
+        self.started_at = trio.current_time()
         self._root = await self.system.spawn(
             _Supervisor,
             self,
