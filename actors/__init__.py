@@ -48,22 +48,28 @@ with a synchronous, non-blocking ``hook.child_failed(ref, error) -> None``
    ``None`` when a running actor is restarted or one suspended by ``suspend`` that did not
    crash), returning once that finished; the ref is unchanged and ``statistics().restarts``
    grows by one. On a running actor, the running instance is first stopped as by ``stop``
-   (the messages in hand may finish for ``grace`` seconds, then are cancelled and their asks
-   get :class:`ActorStopped`; ``on_stop(None)`` runs). ``grace`` bounds only the messages in
-   hand: ``on_stop`` and ``on_restart`` run to their end (unless a ``stop`` overtakes them).
+   (see 3: ``grace`` bounds the messages in hand and ``on_stop(None)`` together); ``on_restart``
+   runs to its end (unless a ``stop`` overtakes it).
    If the factory, ``on_restart`` or that ``on_stop`` raises, ``restart`` raises that error
    and the actor is left ``SUSPENDED`` if it has a hook (the hook is *not* called again), or
    ``STOPPED`` with that reason if it has none. ``restart`` of a stopping or stopped actor
-   raises :class:`ActorStopped`. Concurrent calls share one restart.
+   raises :class:`ActorStopped` (also when a stop overtakes the restart). Concurrent calls
+   share one restart.
 
-3. ``await system.stop(ref, grace=5.0)`` works in every state: the messages in hand (if any)
-   may finish for ``grace`` seconds, then are cancelled; ``on_stop(None)`` runs if an instance
-   exists; every queued or in-flight request gets :class:`ActorStopped`; watchers get
-   ``Down(ref, reason)``; the name is freed. It is idempotent and returns once ``STOPPED``.
+3. ``await system.stop(ref, grace=5.0)`` works in every state. ``grace`` bounds the whole
+   termination of the instance, as OTP's ``shutdown`` does: one deadline, ``grace`` seconds
+   after the stop was asked for, for the messages in hand (if any) and then ``on_stop(None)``
+   (if an instance exists) together; what still runs at the deadline is cancelled. ``None``
+   waits as long as they take; ``0`` cancels at once (``on_stop`` starts in a cancelled scope:
+   it may still do non-blocking cleanup). An ``on_stop`` cut off this way does not change the
+   stop reason; it is counted in ``statistics().stop_hooks_cut_off``. Then every queued or
+   in-flight request gets :class:`ActorStopped`; watchers get ``Down(ref, reason)``; the name
+   is freed. It is idempotent (a second call may shorten the deadline) and returns once
+   ``STOPPED``.
 
-4. ``await system.suspend(ref, grace=5.0)`` stops the current instance as ``restart`` does
-   (the messages in hand may finish for ``grace`` seconds, then are cancelled and their asks
-   get :class:`ActorStopped`; then ``on_stop(None)``) but keeps the slot: the actor is
+4. ``await system.suspend(ref, grace=5.0)`` stops the current instance as ``stop`` does (one
+   deadline for the messages in hand and ``on_stop(None)``; the asks in hand get
+   :class:`ActorStopped` if it runs out) but keeps the slot: the actor is
    ``SUSPENDED`` exactly as after a crash under a hook (mailbox and queued messages kept, not
    served; the ref valid; asks keep queueing and keep their deadlines; ``Down`` waits), and
    returns then. The hook is not called, not even if the instance crashes during the grace.
@@ -78,7 +84,8 @@ with a synchronous, non-blocking ``hook.child_failed(ref, error) -> None``
 
 5. Observing: ``ref.statistics()`` gives ``state`` (:class:`ActorState`: ``STARTING``,
    ``RUNNING``, ``SUSPENDED``, ``STOPPING``, ``STOPPED``), ``stop_reason``, ``queued``,
-   ``in_flight``, ``max_concurrency``, ``processed``, ``failures``, ``restarts``.
+   ``in_flight``, ``max_concurrency``, ``processed``, ``failures``, ``restarts``,
+   ``stop_hooks_cut_off``.
    ``context.watch(ref)`` on a supervisor's own actor delivers ``Down`` when a child stops;
    ``ref.is_alive`` is a cheap check; ``ref.max_concurrency`` is the spawn option.
 
@@ -98,6 +105,13 @@ with a synchronous, non-blocking ``hook.child_failed(ref, error) -> None``
 7. Starting: ``spawn`` returns once ``on_start`` finished; if it (or the factory) raises,
    ``spawn`` raises that error and nothing stays registered: a supervisor sees the failure of
    a child's start directly.
+
+8. Shutting down: leaving ``async with ActorSystem()`` in any way (also cancelled from an
+   enclosing scope, or with ``KeyboardInterrupt``) stops the live actors in reverse start
+   order, each as by ``stop`` with the system's ``shutdown_grace``, and only then lets the
+   exception or cancellation go on (see :class:`ActorSystem`). The actors run shielded from
+   the caller's cancel scopes, so a deadline around the block cannot kill them before their
+   ``on_stop`` ran; the shutdown stays bounded by the graces.
 """
 
 from ._actor import Actor as Actor

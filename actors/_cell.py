@@ -6,9 +6,10 @@ watchers, the ref and the counters. The instance it runs is replaceable.
 Control requests (stop, restart, suspend) are not queued: they are a field (``_control``) that
 the loop reads before every message, so they overtake every user message and every ``Down``. A
 control request to a busy actor sets the deadline of the cancel scope around the handlers to
-``now + grace``: the messages in hand may finish until then, and are cancelled after. That grace
-belongs to the messages in hand only: the ``on_stop``/``on_restart`` of a restart or suspension
-run without it (only a stop that overtakes them bounds them).
+``now + grace``: the messages in hand may finish until then, and are cancelled after. That same
+deadline (``_grace_deadline``) then bounds ``on_stop`` (one deadline for the whole termination of
+the instance, as OTP's ``shutdown``); the ``on_restart`` of a restart runs without it (only a stop
+that overtakes it bounds it).
 
 With ``max_concurrency == 1`` (the default) the actor's task runs every handler itself, inline.
 With ``max_concurrency > 1`` the actor's task becomes a dispatcher: it opens a nursery inside the
@@ -114,6 +115,7 @@ class Cell(Generic[M]):
         "ref",
         "restarts",
         "state",
+        "stop_hooks_cut_off",
         "system",
     )
 
@@ -143,6 +145,7 @@ class Cell(Generic[M]):
         self.processed = 0
         self.failures = 0
         self.restarts = 0
+        self.stop_hooks_cut_off = 0
         self._instance: Actor[M] | None = None
         self._task: trio.lowlevel.Task | None = None
         self._parked = False
@@ -197,6 +200,7 @@ class Cell(Generic[M]):
             processed=self.processed,
             failures=self.failures,
             restarts=self.restarts,
+            stop_hooks_cut_off=self.stop_hooks_cut_off,
             mailbox_size=self.mailbox.capacity,
             overflow=self.mailbox.overflow,
             stop_reason=self._stop_reason if self.state is ActorState.STOPPED else None,
@@ -462,83 +466,98 @@ class Cell(Generic[M]):
         while True:
             control = self._control
             if control is _Control.RESTART or control is _Control.SUSPEND:
-                # The grace was for the messages in hand, which are done by now: on_stop and
-                # on_restart run without it (a stop that overtakes them sets a new one).
-                self._grace_deadline = _INF
-            with trio.CancelScope(deadline=self._grace_deadline) as scope:
-                self._scope = scope
-                if control is _Control.RESTART:
-                    await self._replace_instance()
-                elif control is _Control.SUSPEND:
-                    await self._suspend_instance()
-                elif self._pool is None:
-                    await self._serve()
-                else:
-                    await self._serve_many(self._pool)
-            self._scope = None
-            if self._busy:  # cancelled with a message in hand
-                self._busy = False
-                request, self._current = self._current, None
-                if request is not None:
-                    request.answer(outcome.Error(self.stopped_error()))
+                await self._stop_then(control)
+            else:
+                with trio.CancelScope(deadline=self._grace_deadline) as scope:
+                    self._scope = scope
+                    if self._pool is None:
+                        await self._serve()
+                    else:
+                        await self._serve_many(self._pool)
+                self._scope = None
+                if self._busy:  # cancelled with a message in hand
+                    self._busy = False
+                    request, self._current = self._current, None
+                    if request is not None:
+                        request.answer(outcome.Error(self.stopped_error()))
             if self._control is _Control.STOP:
                 break
         reason = self._stop_reason
+        error = await self._stop_instance(reason)
+        return reason if error is None else error
+
+    async def _stop_instance(self, reason: BaseException | None) -> Exception | None:
+        # on_stop(reason) of the current instance, if any, under the grace deadline of the
+        # pending control request (one deadline for the messages in hand and on_stop together;
+        # a later stop may shorten it through self._scope). Returns what on_stop raised. A hook
+        # still running at the deadline is cancelled, and counted in stop_hooks_cut_off.
         instance, self._instance = self._instance, None
-        if instance is not None:
+        if instance is None:
+            return None
+        deadline = self._grace_deadline
+        error: Exception | None = None
+        with trio.CancelScope(deadline=deadline) as scope:
+            self._scope = scope
+            if deadline != _INF and deadline <= trio.current_time():
+                scope.cancel()  # grace 0, or spent by the messages in hand: cancelled at once
             try:
                 await instance.on_stop(reason)
             except Exception as exc:
-                reason = exc
-        return reason
+                error = exc
+        self._scope = None
+        if scope.cancelled_caught:
+            self.stop_hooks_cut_off += 1
+        return error
 
-    async def _replace_instance(self) -> None:
-        # Restart: stop the running instance (if any), make a fresh one, run on_restart.
-        old, self._instance = self._instance, None
-        self.state = ActorState.STARTING
-        error = self._last_error
-        try:
-            if old is not None:
-                await old.on_stop(None)
-            fresh = self._make_instance()
-            await fresh.on_restart(error)
-        except Exception as exc:
-            self._last_error = exc
+    async def _stop_then(self, control: _Control) -> None:
+        # Restart or suspend: stop the running instance (if any) within the grace, then (restart)
+        # make the next instance without it: only a stop that overtakes it sets a new one.
+        if control is _Control.RESTART:
+            self.state = ActorState.STARTING
+        error = await self._stop_instance(None)
+        if self._control is _Control.STOP:
+            return  # a stop overtook it: _finish answers the waiters with ActorStopped
+        self._grace_deadline = _INF
+        if control is _Control.SUSPEND:
+            if error is not None:
+                self._last_error = error
+            self._control = None
+            self.state = ActorState.SUSPENDED
+            self._release_control_waiters(error)
+            return
+        with trio.CancelScope() as scope:
+            self._scope = scope
+            await self._replace_instance(error)
+        self._scope = None
+
+    async def _replace_instance(self, error: Exception | None) -> None:
+        # Restart, the old instance stopped (``error``: what its on_stop raised): make a fresh
+        # instance and run on_restart on it.
+        if error is None:
+            try:
+                fresh = self._make_instance()
+                await fresh.on_restart(self._last_error)
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            self._last_error = error
             if self._control is _Control.STOP:
                 pass
             elif self._hook is not None:
                 self._control = None
-                self._grace_deadline = _INF
                 self.state = ActorState.SUSPENDED
             else:
                 self._control = None
-                self.request_stop(exc, None)
-            self._release_control_waiters(exc)
+                self.request_stop(error, None)
+            self._release_control_waiters(error)
             return
         self._instance = fresh
         self._last_error = None
         self.restarts += 1
         if self._control is _Control.RESTART:
             self._control = None
-            self._grace_deadline = _INF
             self.state = ActorState.RUNNING
         self._release_control_waiters(None)
-
-    async def _suspend_instance(self) -> None:
-        # Suspend: stop the running instance (if any), keep the slot and its mailbox.
-        old, self._instance = self._instance, None
-        error: Exception | None = None
-        if old is not None:
-            try:
-                await old.on_stop(None)
-            except Exception as exc:
-                error = exc
-                self._last_error = exc
-        if self._control is _Control.SUSPEND:
-            self._control = None
-            self.state = ActorState.SUSPENDED
-            self._release_control_waiters(error)
-        # else a stop overtook the suspension: _finish answers the waiters with ActorStopped.
 
     def _crash(self, error: Exception) -> None:
         self._instance = None

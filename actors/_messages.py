@@ -97,6 +97,9 @@ class ActorStatistics:
     """Crashes so far (exceptions out of ``receive``)."""
     restarts: int
     """Successful restarts so far."""
+    stop_hooks_cut_off: int
+    """``on_stop`` calls cancelled at their grace deadline so far (a stop, restart or suspension
+    whose ``grace`` ran out before ``on_stop`` finished; the stop reason is unchanged by it)."""
     mailbox_size: int
     """The mailbox's capacity."""
     overflow: Overflow

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import sys
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, TypeVarTuple
@@ -36,21 +38,35 @@ def _check_grace(grace: float | None) -> None:
 class ActorSystem:
     """Owns the root nursery of a set of actors and the registry of their names.
 
-    Use it as ``async with ActorSystem() as system:``. Leaving the block normally (or with an
-    ``Exception``) stops every live actor in reverse start order, each with
-    ``shutdown_grace`` (see :meth:`stop`), then cancels whatever is still starting; leaving it
-    with a ``BaseException`` that is not an ``Exception`` (``Cancelled``, ``KeyboardInterrupt``)
-    cancels every actor at once (``on_stop`` is not awaited then). Either way every pending
-    request is answered with an error: nothing hangs. An exception of a single source leaves
-    the block as itself, not wrapped in an exception group (``KeyboardInterrupt`` raised in a
-    handler leaves as ``KeyboardInterrupt``).
+    Use it as ``async with ActorSystem() as system:``. However the block is left (normally,
+    with an ``Exception``, with ``KeyboardInterrupt``, or cancelled from outside: a deadline
+    or a cancelled scope around the block) every live actor is stopped in reverse start order,
+    each as by :meth:`stop` with ``shutdown_grace`` (its messages in hand and its ``on_stop``
+    together get that many seconds, then are cancelled; None: as long as they take), then
+    whatever is still starting is cancelled. Only then does the exception go on: a
+    cancellation of an enclosing scope still reaches that scope (``move_on_after`` sees
+    ``cancelled_caught``, ``fail_after`` raises ``TooSlowError``), ``KeyboardInterrupt`` still
+    propagates; nothing is swallowed. The only exception to the ordered stop: when an actor
+    raised a ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt`` in a
+    handler), every actor is cancelled at once (``on_stop`` is not awaited) and that exception
+    leaves the block. Either way every pending request is answered with an error: nothing
+    hangs. An exception of a single source leaves the block as itself, not wrapped in an
+    exception group.
+
+    Cancellation: the actors run shielded from the caller's cancel scopes; the body is not
+    shielded. A cancellation of an enclosing scope cancels the body at once (through a small
+    watcher task outside the shield), then the ordered stop above runs, bounded by
+    ``shutdown_grace`` per actor, and the cancellation goes on. With ``shutdown_grace=None``
+    the stop waits for each actor however long it takes, even under a deadline. A second
+    ``KeyboardInterrupt`` during that stop cancels every actor at once.
     """
 
     def __init__(self, *, shutdown_grace: float | None = 5.0) -> None:
         _check_grace(shutdown_grace)
         self._shutdown_grace = shutdown_grace
         self._root: trio.Nursery | None = None
-        self._manager: Any = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._body: trio.CancelScope | None = None
         self._names: dict[str, Cell[Any]] = {}
         self._started: dict[Cell[Any], None] = {}
         self._counters: collections.Counter[str] = collections.Counter()
@@ -62,11 +78,56 @@ class ActorSystem:
         return f"<ActorSystem {status}, {len(self._started)} actors>"
 
     async def __aenter__(self) -> ActorSystem:
-        if self._manager is not None or self._closed:
+        # From the outside in: a nursery for the watcher (it sees the caller's cancellations),
+        # a shield, the actors' nursery (the shield keeps the caller's cancellations from its
+        # tasks), then the body's own scope (not shielded: the watcher cancels it). The exits
+        # run in reverse: body scope, ordered shutdown, actors' nursery, shield, watcher.
+        if self._stack is not None or self._closed:
             raise RuntimeError("an ActorSystem can be entered only once")
-        self._manager = trio.open_nursery()
-        self._root = await self._manager.__aenter__()
+        stack = self._stack = contextlib.AsyncExitStack()
+        try:
+            outside = await stack.enter_async_context(trio.open_nursery())
+            stack.callback(outside.cancel_scope.cancel)  # ends the watcher, last of all
+            stack.enter_context(trio.CancelScope(shield=True))
+            self._root = await stack.enter_async_context(trio.open_nursery())
+            stack.push_async_exit(self._shutdown)
+            self._body = stack.enter_context(trio.CancelScope())
+            outside.start_soon(self._watch)
+        except BaseException:  # pragma: no cover - entering scopes and nurseries does not fail
+            self._closed = True
+            await stack.__aexit__(*sys.exc_info())
+            raise
         return self
+
+    async def _watch(self) -> None:
+        # The only task outside the shield: a cancellation of an enclosing scope reaches it
+        # (and not the actors); it cancels the body, whose exit stops the actors in order. Its
+        # own Cancelled then leaves the system after the shutdown: the enclosing scope gets it.
+        try:
+            await trio.sleep_forever()
+        finally:
+            body = self._body
+            if body is not None:
+                body.cancel()
+
+    async def _shutdown(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> bool:
+        # Runs shielded, after the body's scope closed: the ordered stop, then cancel the rest.
+        self._body = None
+        nursery = self._root
+        if nursery is None:  # pragma: no cover - set by __aenter__ before this is pushed
+            return False
+        try:
+            if not nursery.cancel_scope.cancel_called:  # else an actor raised a BaseException
+                for cell in reversed(list(self._started)):
+                    await self.stop(cell.ref, grace=self._shutdown_grace)
+        finally:
+            nursery.cancel_scope.cancel()  # whatever is still starting
+        return False
 
     async def __aexit__(
         self,
@@ -75,28 +136,16 @@ class ActorSystem:
         tb: types.TracebackType | None,
     ) -> bool:
         self._closed = True
-        nursery = self._root
-        if nursery is None:
+        stack = self._stack
+        if stack is None or self._root is None:
             raise RuntimeError("ActorSystem.__aexit__ called without __aenter__")
+        # If the watcher cancelled the body, the body's scope swallows that Cancelled, and the
+        # watcher's own Cancelled (a cancellation of an enclosing scope never goes away) leaves
+        # the watcher's nursery after the shutdown: it is raised here, never swallowed.
         try:
-            if exc is None or isinstance(exc, Exception):
-                for cell in reversed(list(self._started)):
-                    await self.stop(cell.ref, grace=self._shutdown_grace)
-        finally:
-            nursery.cancel_scope.cancel()  # whatever is still starting
-            suppressed = await self._exit_root(exc_type, exc, tb)
-        return suppressed
-
-    async def _exit_root(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> bool:
-        # Leave the root nursery; an exception of a single source leaves unwrapped.
-        try:
-            return bool(await self._manager.__aexit__(exc_type, exc, tb))
+            return bool(await stack.__aexit__(exc_type, exc, tb))
         except BaseExceptionGroup as group:
+            # An exception of a single source leaves unwrapped.
             found = leaves(group)
             if len(found) != 1:
                 raise
@@ -213,14 +262,18 @@ class ActorSystem:
     async def stop(self, ref: ActorRef[Any], *, grace: float | None = 5.0) -> None:
         """Stop the actor of ``ref`` and return once it is ``STOPPED``.
 
-        The messages in hand (one, or up to ``max_concurrency``) may finish for up to ``grace``
-        seconds (None: as long as they take, 0: cancelled at once), then they are cancelled;
-        their asks get :class:`ActorStopped`.
-        Then ``on_stop(None)`` runs (on a live instance; a suspended actor has none), every
-        queued request gets :class:`ActorStopped`, watchers get ``Down(ref, None)`` (or the
-        error ``on_stop`` raised, as reason), and the name is freed. From the call on, the ref
-        refuses new messages. Idempotent: a second call waits for the same stop (and may
-        shorten the grace).
+        ``grace`` (seconds; None: as long as they take, 0: cancelled at once) is one deadline,
+        ``grace`` seconds from this call, for the whole termination of the instance: the
+        messages in hand (one, or up to ``max_concurrency``) may finish until then, and then
+        ``on_stop(None)`` runs (on a live instance; a suspended actor has none) with whatever
+        is left of it. What is still running at the deadline is cancelled: the messages' asks
+        get :class:`ActorStopped`; an ``on_stop`` cut off this way (with ``grace=0``, at its
+        first checkpoint: it may still do non-blocking cleanup) leaves the stop reason as it
+        was and is counted in ``statistics().stop_hooks_cut_off``. Then every queued request
+        gets :class:`ActorStopped`, watchers get ``Down(ref, None)`` (or the error ``on_stop``
+        raised, as reason), and the name is freed. From the call on, the ref refuses new
+        messages. Idempotent: a second call waits for the same stop (and may shorten the
+        deadline).
 
         Raises:
             TypeError, ValueError: ``grace`` is not a number >= 0 or None.
@@ -237,12 +290,13 @@ class ActorSystem:
 
         On a ``SUSPENDED`` actor: makes the instance and runs ``on_restart(error)`` with the
         crash error (``None`` if it was suspended by :meth:`suspend` and did not crash). On a
-        running actor: first stops the running instance as :meth:`stop` does (``grace`` for the
-        messages in hand, whose asks get :class:`ActorStopped` if it runs out;
-        ``on_stop(None)``, not bounded by ``grace``), then ``on_restart(None)``. Returns once
-        ``on_restart`` finished; queued messages are then served by the new instance.
-        Concurrent calls share one restart; a call made while a :meth:`suspend` is pending
-        waits for the suspension to finish, then restarts.
+        running actor: first stops the running instance as :meth:`stop` does (one deadline,
+        ``grace`` from the call, for the messages in hand and ``on_stop(None)`` together: what
+        still runs then is cancelled, the asks in hand get :class:`ActorStopped`), then
+        ``on_restart(None)``, not bounded by ``grace``. Returns once ``on_restart`` finished;
+        queued messages are then served by the new instance. Concurrent calls share one
+        restart; a call made while a :meth:`suspend` is pending waits for the suspension to
+        finish, then restarts.
 
         Raises:
             ActorStopped: the actor is stopped or stopping (also if a stop overtakes the
@@ -260,10 +314,10 @@ class ActorSystem:
     async def suspend(self, ref: ActorRef[Any], *, grace: float | None = 5.0) -> None:
         """Stop the current instance of ``ref``'s actor but keep its slot, ``SUSPENDED``.
 
-        The instance is stopped as :meth:`restart` stops it: the messages in hand may finish
-        for ``grace`` seconds (None: as long as they take, 0: cancelled at once), then are
-        cancelled and their asks get :class:`ActorStopped`; then ``on_stop(None)`` runs (not
-        bounded by ``grace``). Returns once the actor is ``SUSPENDED``: no instance, the
+        The instance is stopped as :meth:`stop` stops it: one deadline, ``grace`` seconds from
+        the call (None: as long as they take, 0: cancelled at once), for the messages in hand
+        and ``on_stop(None)`` together; what still runs then is cancelled and the asks in hand
+        get :class:`ActorStopped`. Returns once the actor is ``SUSPENDED``: no instance, the
         mailbox and its queued messages kept but not served, the ref valid; ``tell``/``send``/
         ``ask`` keep queueing and asks keep their deadlines, exactly as for a crashed actor
         waiting for its supervisor. A later :meth:`restart` makes a fresh instance and runs

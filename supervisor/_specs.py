@@ -220,8 +220,8 @@ class ChildSpec:
     restart: Restart = attrs.field(default=Restart.PERMANENT, converter=_restart)
     """When the child is restarted after it exits."""
     shutdown: float = attrs.field(default=5.0, converter=_shutdown)
-    """Grace period in seconds for the child to stop before it is cancelled; ``INFINITY`` waits
-    forever, ``0`` cancels at once."""
+    """Grace period in seconds for the child to stop (the message in hand and its stop hook)
+    before it is cancelled; ``INFINITY`` waits forever, ``0`` cancels at once."""
     mailbox_size: int = attrs.field(default=1000, validator=_checked(COUNT))
     """The bound of the child's mailbox."""
     overflow: str = attrs.field(default="wait")
@@ -398,7 +398,8 @@ class ServiceSpec:
     restart: Restart = attrs.field(default=Restart.PERMANENT, converter=_restart)
     """When the service actor is restarted after it exits."""
     shutdown: float = attrs.field(default=5.0, converter=_shutdown)
-    """Grace period in seconds for requests in hand when the service stops."""
+    """Grace period in seconds for the requests in hand and the stop hook (where the client is
+    closed) when the service stops; then they are cancelled."""
     bulkhead: BulkheadSpec = attrs.field(factory=BulkheadSpec)
     """Concurrency and queue (the mailbox bound)."""
     breaker: BreakerSpec | None = None

@@ -387,8 +387,22 @@ class _Supervisor(actors.Actor[Any]):
         self._tree.events.publish(ChildStopped(path=child.path, at=_now(), reason=reason))
 
     async def _stop_children(self, children: Iterable[_Child]) -> None:
-        for child in children:
-            await self._stop_child(child)
+        """Stop ``children`` in the given order, each with its grace. If this is cut short (this
+        supervisor's own shutdown grace ran out), the rest are stopped at once, as OTP kills the
+        children of a supervisor that is killed: none outlives its supervisor."""
+        pending = list(children)
+        try:
+            while pending:
+                await self._stop_child(pending[0])
+                pending.pop(0)
+        finally:
+            if pending:
+                with trio.CancelScope(shield=True):
+                    for child in pending:
+                        if child.ref is not None:
+                            ref, child.ref = child.ref, None
+                            child.state = ChildState.TERMINATED
+                            await self.context.system.stop(ref, grace=0)
 
     def _find(self, ref: actors.ActorRef[Any]) -> _Child | None:
         for child in self._children:
@@ -841,8 +855,12 @@ async def run_tree(
         SupervisorGaveUp: the root supervisor exceeded its restart intensity; the block was
             cancelled.
 
-    Cancellation and ``KeyboardInterrupt``: the tree is stopped in order (shielded) and the
-    exception goes on.
+    Cancellation and ``KeyboardInterrupt``: whether the body is cancelled, a scope around
+    ``run_tree`` is (``with trio.move_on_after(30): async with run_tree(spec): ...``), or
+    ``KeyboardInterrupt`` is raised, the tree is first stopped in order (shielded: children
+    before parents, in reverse start order, each child within its ``shutdown``), then the actor
+    system (if ``run_tree`` made it) stops what is left, and only then the exception goes on:
+    the cancelled scope still catches its cancellation, ``KeyboardInterrupt`` still propagates.
     """
     if not isinstance(spec, SupervisorSpec):
         raise ConfigError(f"`spec` must be a SupervisorSpec (got {spec!r})")

@@ -58,17 +58,21 @@ def test_keyboard_interrupt_in_a_handler_ends_trio_run() -> None:
 
 
 async def test_cancelled_is_not_a_crash(autojump_clock: trio.testing.MockClock) -> None:
-    """Cancelling the system's scope cancels handlers; nothing is counted or restarted."""
+    """A cancelled enclosing scope stops the actors in order: the handler in hand gets the
+    shutdown grace, then is cancelled; nothing is counted or restarted; the scope sees it."""
     record: list[Any] = []
-    with trio.move_on_after(5):
-        async with actors.ActorSystem() as system:
+    with trio.move_on_after(5) as scope:
+        async with actors.ActorSystem(shutdown_grace=3) as system:
             ref = await system.spawn(Scripted, record)
             ref.tell(("sleep", 100))
             await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert trio.current_time() == 8
     stats = ref.statistics()
     assert stats.state is actors.ActorState.STOPPED
-    assert (stats.failures, stats.restarts) == (0, 0)
-    assert isinstance(stats.stop_reason, trio.Cancelled)
+    assert (stats.failures, stats.restarts, stats.processed) == (0, 0, 0)
+    assert stats.stop_reason is None
+    assert record[-1][:2] == ("stop", None)
 
 
 async def test_leaving_the_system_answers_every_pending_ask(

@@ -406,10 +406,11 @@ async def test_one_for_all_restart_keeps_every_queued_request(
         assert all(outcomes.got[i][:2] == ("value", (i % 5, i)) for i in range(100))
 
 
-async def test_restart_hooks_are_not_bound_by_the_grace_of_the_message_in_hand(
+async def test_restart_grace_bounds_the_message_and_on_stop_but_not_on_restart(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """on_stop and on_restart of a restart run in full after the grace cancelled the message."""
+    """A restart's grace is one deadline for the message in hand and on_stop together (what
+    the message leaves of it is on_stop's); on_restart then runs in full."""
 
     class SlowHooks(Worker):
         async def on_stop(self, reason: BaseException | None) -> None:
@@ -423,14 +424,24 @@ async def test_restart_hooks_are_not_bound_by_the_grace_of_the_message_in_hand(
     record: list[Any] = []
     async with actors.ActorSystem() as system:
         ref = await system.spawn(SlowHooks, record)
+        ref.tell(("sleep", 1))
+        await trio.testing.wait_all_tasks_blocked()
+        await system.restart(ref, grace=2.5)  # message done at 1, on_stop at 2: within 2.5
+        assert trio.current_time() == 3
+        assert events(record, "stop", "restart") == [("stop", None, 2), ("restart", None, 3)]
+        assert ref.statistics().stop_hooks_cut_off == 0
+        record.clear()
         ref.tell(("sleep", 10))
         await trio.testing.wait_all_tasks_blocked()
-        await system.restart(ref, grace=2)
-        assert trio.current_time() == 4
-        assert events(record, "stop", "restart") == [("stop", None, 3), ("restart", None, 4)]
+        await system.restart(ref, grace=2)  # the message spends the grace: on_stop cut off
+        assert trio.current_time() == 6
+        assert events(record, "stop", "restart") == [("restart", None, 6)]
+        assert ref.statistics().stop_hooks_cut_off == 1
+        assert ref.statistics().restarts == 2
         await system.suspend(ref, grace=0)
-        assert trio.current_time() == 5
+        assert trio.current_time() == 6
         assert ref.statistics().state is State.SUSPENDED
+        assert ref.statistics().stop_hooks_cut_off == 2
 
 
 @given(ops=st.lists(st.sampled_from(["suspend", "restart", "tell", "crash", "ask"]), max_size=25))

@@ -10,13 +10,6 @@ from test_tree_support import Log, Recorder, child, sup
 from supervisor._events import ChildStopped
 from supervisor._tree import run_tree
 
-# The actors run in a nursery inside the caller's cancel scopes: cancelling an enclosing scope
-# cancels every actor task at once, so no stop hook runs, whatever run_tree's shielded stop does.
-_OUTER_CANCEL_KILLS_ACTORS = pytest.mark.xfail(
-    strict=True,
-    reason="a cancelled enclosing scope cancels the actor tasks directly: no ordered stop",
-)
-
 
 def test_keyboard_interrupt_in_the_body_stops_the_tree_in_order_and_propagates() -> None:
     """A KeyboardInterrupt raised in the run_tree body leaves trio.run as itself, after the
@@ -56,7 +49,6 @@ def test_keyboard_interrupt_in_the_body_stops_the_tree_in_order_and_propagates()
     ]
 
 
-@_OUTER_CANCEL_KILLS_ACTORS
 async def test_a_cancelled_body_stops_the_tree_in_order_and_stays_cancelled(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -88,7 +80,6 @@ async def test_a_cancelled_body_stops_the_tree_in_order_and_stays_cancelled(
     assert tree.system.statistics().live == 0
 
 
-@_OUTER_CANCEL_KILLS_ACTORS
 async def test_cancelled_while_starting_stops_the_started_children_and_stays_cancelled(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
