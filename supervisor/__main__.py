@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import sys
 from collections.abc import Sequence
 from typing import Final
@@ -23,6 +22,7 @@ import trio
 from rich.console import Console
 
 from ._attach import Address, AttachError, fetch_snapshot, parse_address
+from ._config import seconds_argument
 from ._monitor import Monitor, render
 from ._snapshot import SystemSnapshot, snapshot_to_json
 
@@ -31,16 +31,6 @@ __all__ = ["main"]
 _PROG: Final = "python -m supervisor"
 _USAGE_ERROR: Final = 2
 _INTERRUPTED: Final = 130
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds (got {text!r})") from exc
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be > 0 (got {text!r})")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,10 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--once", action="store_true", help="print one snapshot as text and exit")
     mode.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
     watch.add_argument(
-        "--interval", type=_seconds, default=1.0, help="seconds between refreshes (default 1)"
+        "--interval",
+        type=seconds_argument,
+        default=1.0,
+        help="seconds between refreshes (default 1)",
     )
     watch.add_argument(
-        "--timeout", type=_seconds, default=5.0, help="seconds to wait for an answer (default 5)"
+        "--timeout",
+        type=seconds_argument,
+        default=5.0,
+        help="seconds to wait for an answer (default 5)",
     )
     commands.add_parser(
         "demo",

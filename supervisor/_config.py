@@ -7,6 +7,7 @@ at creation time.
 
 from __future__ import annotations
 
+import argparse
 import enum
 import math
 import os
@@ -16,7 +17,17 @@ import attrs
 
 from ._errors import ConfigError
 
-__all__ = ["COUNT", "DURATION", "FACTOR", "NON_NEGATIVE", "QUEUE", "UNSET", "Bound", "Unset"]
+__all__ = [
+    "COUNT",
+    "DURATION",
+    "FACTOR",
+    "NON_NEGATIVE",
+    "QUEUE",
+    "UNSET",
+    "Bound",
+    "Unset",
+    "seconds_argument",
+]
 
 
 class _Unset(enum.Enum):
@@ -118,3 +129,18 @@ NON_NEGATIVE: Final = Bound(integer=False, minimum=0, inclusive=True)
 """Delays that may be zero: ``initial_delay``, ``max_delay``."""
 FACTOR: Final = Bound(integer=False, minimum=1, inclusive=True)
 """Growth factors: ``backoff_factor``, ``factor``."""
+
+
+def seconds_argument(text: str) -> float:
+    """An ``argparse`` type for a command-line duration: a finite number of seconds > 0.
+
+    Raises:
+        argparse.ArgumentTypeError: the text is not such a number (argparse names the option).
+    """
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds (got {text!r})") from exc
+    if not DURATION.admits(value):
+        raise argparse.ArgumentTypeError(f"must be > 0 (got {text!r})")
+    return value

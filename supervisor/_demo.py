@@ -48,6 +48,7 @@ import actors
 
 from ._breaker import CircuitState, CircuitStateChange
 from ._bus import EventBus
+from ._config import seconds_argument
 from ._events import ChildCrashed, ChildRestarted, IntensityExceeded
 from ._monitor import monitor
 from ._snapshot import NodeSnapshot, SystemSnapshot
@@ -693,23 +694,13 @@ async def _monitor_beside(
 # -- the command line --------------------------------------------------------------------------
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds (got {text!r})") from exc
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be > 0 (got {text!r})")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
         description="Run a supervision tree of simulated flaky services under a chaos schedule.",
     )
     parser.add_argument(
-        "--duration", type=_seconds, default=30.0, help="seconds to run (default 30)"
+        "--duration", type=seconds_argument, default=30.0, help="seconds to run (default 30)"
     )
     parser.add_argument(
         "--seed", type=int, default=None, help="seed of every random draw (default: a new one)"

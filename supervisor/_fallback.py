@@ -400,16 +400,20 @@ def cache_fallback(
     def decorator(fn: Callable[P, R]) -> Callable[P, R]:
         shell = _CacheShell(fn, resolved_ttl, resolved_size, key, clock)
 
+        def recover(error: Exception, call: Callable[..., Any]) -> Any:
+            # The stored answer to ``call``'s arguments, else ``error`` goes on.
+            if not isinstance(error, types):
+                raise error
+            value = shell.lookup(call)
+            if value is MISS:
+                raise error
+            return value
+
         async def around_async(call: Callable[[], Awaitable[Any]]) -> Any:
             try:
                 result = await call()
             except Exception as exc:
-                if not isinstance(exc, types):
-                    raise
-                value = shell.lookup(call)
-                if value is MISS:
-                    raise
-                return value
+                return recover(exc, call)
             shell.store(call, result)
             return result
 
@@ -417,12 +421,7 @@ def cache_fallback(
             try:
                 result = call()
             except Exception as exc:
-                if not isinstance(exc, types):
-                    raise
-                value = shell.lookup(call)
-                if value is MISS:
-                    raise
-                return value
+                return recover(exc, call)
             shell.store(call, result)
             return result
 

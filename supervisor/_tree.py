@@ -523,27 +523,18 @@ class _Supervisor(actors.Actor[Any]):
             await self.context.system.restart(child.ref, grace=child.grace)
             child.restarts += 1
             child.state = ChildState.RUNNING
-            self._tree.events.publish(
-                ChildRestarted(
-                    path=child.path,
-                    at=_now(),
-                    restarts=child.restarts,
-                    delay=delay,
-                    probation=probation,
-                )
-            )
         else:
-            child.restarts += 1
+            child.restarts += 1  # before the spawn, so its ChildStarted tells the restart count
             await self._spawn(child)
-            self._tree.events.publish(
-                ChildRestarted(
-                    path=child.path,
-                    at=_now(),
-                    restarts=child.restarts,
-                    delay=delay,
-                    probation=probation,
-                )
+        self._tree.events.publish(
+            ChildRestarted(
+                path=child.path,
+                at=_now(),
+                restarts=child.restarts,
+                delay=delay,
+                probation=probation,
             )
+        )
 
     async def _give_up(self, error: BaseException | None) -> None:
         spec = self._spec
