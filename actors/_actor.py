@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._messages import ActorState
+
 if TYPE_CHECKING:
     from ._cell import Cell
     from ._ref import ActorRef
@@ -42,6 +44,12 @@ class ActorContext:
     def system(self) -> ActorSystem:
         """The system this actor lives in."""
         return self._cell.system
+
+    @property
+    def stopping(self) -> bool:
+        """Whether this actor has been asked to stop (it is ``STOPPING``): a handler still
+        running may use it to wind down instead of starting new work."""
+        return self._cell.state in (ActorState.STOPPING, ActorState.STOPPED)
 
     def watch(self, ref: ActorRef[Any]) -> None:
         """Ask for a :class:`Down` message when ``ref``'s actor stops.

@@ -33,6 +33,7 @@ semantics are OTP's, exactly:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import math
@@ -474,6 +475,8 @@ class _Supervisor(actors.Actor[Any]):
             return
         if child.state is not ChildState.PARKED or child.generation != due.generation:
             return
+        if self.context.stopping:
+            return
         child.state = ChildState.RESTARTING
         try:
             await self._revive(child, delay=0.0, probation=True)
@@ -495,6 +498,8 @@ class _Supervisor(actors.Actor[Any]):
                 if child is crashed or child.state is ChildState.RUNNING
             ]
         while True:
+            if self.context.stopping:
+                return  # this supervisor is shutting down: its children stop, none restarts
             now = _now()
             if not self._intensity.record(now):
                 await self._give_up(error)
@@ -506,6 +511,8 @@ class _Supervisor(actors.Actor[Any]):
                     await self.context.system.suspend(child.ref, grace=child.grace)
             if delay > 0:
                 await trio.sleep(delay)
+                if self.context.stopping:
+                    return
             try:
                 for child in group:
                     await self._revive(child, delay=delay)
@@ -543,9 +550,15 @@ class _Supervisor(actors.Actor[Any]):
                 path=self._path, at=_now(), max_restarts=spec.max_restarts, within=spec.within
             )
         )
+        failure = SupervisorGaveUp(self._path, spec.max_restarts, spec.within)
+        failure.__cause__ = error
+        if self._path == self._tree.spec.name:
+            # The root fails the tree now: if a shutdown overtook this give-up, the runtime
+            # will not report the root's crash (a stopping actor's crash is its stop).
+            self._tree._root_failed(failure)
         await self._stop_children(reversed(self._children))
         self._tree._supervisors.pop(self._path, None)
-        raise SupervisorGaveUp(self._path, spec.max_restarts, spec.within) from error
+        raise failure
 
     # -- dynamic children -----------------------------------------------------------------------
 
@@ -656,7 +669,8 @@ class Tree:
                     breaker.remove_listener(listener)
             else:
                 await trio.sleep_until(at)
-            if supervisor.is_alive:
+            # A stopping supervisor refuses it: its children stop too, none is restarted.
+            with contextlib.suppress(actors.ActorStopped):
                 supervisor.tell(message)
 
         self._nursery.start_soon(deliver)
