@@ -262,7 +262,9 @@ class BreakerSpec:
     expected_exception: tuple[type[BaseException], ...] = attrs.field(
         default=(Exception,), converter=_exception_types
     )
-    """Errors that count as failures (a crash of the service actor always does)."""
+    """Errors that count as breaker failures. Any error a handler raises crashes the service
+    actor (its supervisor restarts it); with the default ``(Exception,)`` every crash counts,
+    with narrower types only crashes of those types do."""
 
 
 @attrs.frozen(kw_only=True)

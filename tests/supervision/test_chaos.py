@@ -837,6 +837,9 @@ def test_a_probation_timer_firing_while_a_nested_supervisor_stops_does_not_fail_
                 with pytest.raises(Crash):
                     await tree.service("bomb").call("crash")
                 await trio.sleep(4.5)
+                assert trio.current_time() == 5.0
+                restarted = [(e.path, e.at) for e in events if isinstance(e, ChildRestarted)]
+                assert restarted == [("app/outer", 2.5)]
         except actors.ActorStopped as exc:
             leaked.append(exc)
         assert [e.path for e in events if isinstance(e, IntensityExceeded)] == ["app/outer"]
