@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 import attrs
 import trio
 
+from actors import ActorStopped
+
 from ._breaker import BreakerCore, CircuitBreaker, CircuitState, Permit
 from ._breaker import Refusal as BreakerRefusal
 from ._bulkhead import BulkheadCore
@@ -71,13 +73,6 @@ if TYPE_CHECKING:
 __all__ = ["GuardedService", "ServiceRef", "ServiceStatistics"]
 
 _INF: Final = math.inf
-
-
-def _max_concurrency_supported() -> bool:
-    """Whether ``actors.ActorSystem.spawn`` takes ``max_concurrency`` (N handlers at once)."""
-    from actors import ActorSystem  # noqa: PLC0415 - the supervisor builds on actors lazily
-
-    return "max_concurrency" in inspect.signature(ActorSystem.spawn).parameters
 
 
 @attrs.frozen(kw_only=True)
@@ -223,16 +218,14 @@ class GuardedService:
 
         ``mailbox_size = max_concurrent + max_queued`` (the requests the bulkhead can admit, so a
         mailbox filled only by this service's callers never overflows), ``overflow="reject"``,
-        and ``max_concurrency = max_concurrent`` where the actor runtime supports it.
+        and ``max_concurrency = max_concurrent``.
         """
         bulkhead = self.spec.bulkhead
-        options: dict[str, Any] = {
+        return {
             "mailbox_size": max(1, bulkhead.max_concurrent + bulkhead.max_queued),
             "overflow": "reject",
+            "max_concurrency": bulkhead.max_concurrent,
         }
-        if _max_concurrency_supported():
-            options["max_concurrency"] = bulkhead.max_concurrent
-        return options
 
     def attach(self, ref: ActorRef[Any]) -> None:
         """Send requests to ``ref`` from now on (called after every spawn of the service actor).
@@ -439,8 +432,6 @@ class GuardedService:
         # Step 5.
         ref = self._ref
         if ref is None:
-            from actors import ActorStopped  # noqa: PLC0415 - only needed before attach
-
             raise ActorStopped(self.path, None)
         if deadline == _INF:
             return await ref.ask(request)

@@ -48,6 +48,7 @@ import trio
 import actors
 from actors._groups import leaves
 
+from ._breaker import CircuitState, CircuitStateChange
 from ._bus import EventBus
 from ._errors import ConfigError, ResilienceError
 from ._events import (
@@ -658,8 +659,8 @@ class Tree:
                 if breaker is None:
                     return
 
-                def listener(change: Any) -> None:
-                    if change.new_state.value != "open":
+                def listener(change: CircuitStateChange) -> None:
+                    if change.new_state is not CircuitState.OPEN:
                         left_open.set()
 
                 breaker.add_listener(listener)
