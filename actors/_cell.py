@@ -11,6 +11,20 @@ deadline (``_grace_deadline``) then bounds ``on_stop`` (one deadline for the who
 the instance, as OTP's ``shutdown``); the ``on_restart`` of a restart runs without it (only a stop
 that overtakes it bounds it).
 
+Costs kept off the paths that run per message or per idle actor:
+
+- An actor that never got a message holds no cancel scope and no queue: its task parks in
+  ``run`` itself until the first message or control request (an idle actor is its task, two
+  frames, the cell and its ref, context and mailbox; see ``bench/actors_bench.py``).
+- The deadline of a request (``ask(timeout=...)``) is carried by the serving scope itself: one
+  deadline change of that scope as the handler starts, instead of a scope per request. It stays
+  there after the handler until a message with another deadline (or none) starts; if it passes
+  meanwhile, the loop opens a fresh serving scope before the next message, so a stale deadline
+  never cancels another message. A handler cancelled by its own deadline is answered with
+  ``AskTimeout`` and is not a crash. (With ``max_concurrency > 1`` each handler task has its own
+  scope.) The caller has no scope at all: the system's deadline keeper answers it at the deadline
+  if nothing else did (``_deadlines.py``).
+
 With ``max_concurrency == 1`` (the default) the actor's task runs every handler itself, inline.
 With ``max_concurrency > 1`` the actor's task becomes a dispatcher: it opens a nursery inside the
 same cancel scope and starts one task per message, at most ``max_concurrency`` at a time (the
@@ -23,7 +37,7 @@ import collections
 import enum
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 import outcome
 import trio
@@ -32,7 +46,7 @@ from ._actor import Actor, ActorContext
 from ._envelope import Phase, Request, SendWaiter
 from ._errors import ActorStopped, AskTimeout, MailboxFull
 from ._groups import leaves
-from ._mailbox import Admission, Mailbox
+from ._mailbox import NO_QUEUE, Admission, Mailbox
 from ._messages import ActorState, ActorStatistics, Down, Overflow
 from ._ref import ActorRef
 
@@ -47,6 +61,8 @@ M = TypeVar("M")
 # Messages served back to back before the loop yields to the scheduler once (fairness).
 _BATCH = 64
 _INF = math.inf
+_NUMBER = (int, float)
+_UNREAD = -math.inf  # the current time, not read yet
 
 
 class _Control(enum.Enum):
@@ -91,6 +107,7 @@ class Cell(Generic[M]):
         "_control",
         "_control_waiters",
         "_current",
+        "_deadline_set",
         "_factory",
         "_factory_args",
         "_factory_kwargs",
@@ -101,6 +118,8 @@ class Cell(Generic[M]):
         "_parked",
         "_pool",
         "_scope",
+        "_spawner",
+        "_start_cancel",
         "_stop_reason",
         "_stopped",
         "_system_lane",
@@ -155,6 +174,12 @@ class Cell(Generic[M]):
         self._control: _Control | None = None
         self._scope: trio.CancelScope | None = None
         self._grace_deadline = _INF
+        # The deadline of a request that the serving scope carries (inf: it carries the grace
+        # deadline only); see _handle.
+        self._deadline_set = _INF
+        # The task waiting in spawn for on_start, and how to cancel it if that task is cancelled.
+        self._spawner: trio.lowlevel.Task | None = None
+        self._start_cancel: Callable[[], NoReturn] | None = None
         self._stop_reason: BaseException | None = None
         self._last_error: Exception | None = None
         # Created on first use, to keep an idle actor small.
@@ -232,14 +257,18 @@ class Cell(Generic[M]):
             raise self.stopped_error()
         mailbox = self.mailbox
         queue = mailbox.queue
-        if len(queue) < mailbox.capacity and not mailbox.waiting:
+        if len(queue) < mailbox.capacity and not mailbox.waiting and queue is not NO_QUEUE:
             # Mailbox.offer's accepting branch, inlined: this is the hottest path of all.
             queue.append(message)
             if self._parked:
                 self._parked = False
                 trio.lowlevel.reschedule(self._task)  # type: ignore[arg-type]
             return
-        self._overflowed(*mailbox.offer(message))
+        verdict, dropped = mailbox.offer(message)
+        if verdict is Admission.ACCEPTED:  # the first message of a fresh mailbox
+            self._wake()
+            return
+        self._overflowed(verdict, dropped)
 
     async def send(self, message: M) -> None:
         """Queue ``message``, waiting for room (see ``ActorRef.send``)."""
@@ -266,28 +295,33 @@ class Cell(Generic[M]):
         if seconds is None:
             deadline = _INF
         else:
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            if isinstance(seconds, bool) or not isinstance(seconds, _NUMBER):
                 raise TypeError(f"`timeout` must be a number of seconds or None (got {seconds!r})")
             if not seconds >= 0:  # also refuses NaN
                 raise ValueError(f"`timeout` must be >= 0 (got {seconds!r})")
             deadline = trio.current_time() + seconds
         request = Request(self, message, trio.lowlevel.current_task(), seconds, deadline)
-        verdict, dropped = self.mailbox.offer(request)
-        if verdict is Admission.ACCEPTED:
+        mailbox = self.mailbox
+        queue = mailbox.queue
+        if len(queue) < mailbox.capacity and not mailbox.waiting and queue is not NO_QUEUE:
+            queue.append(request)  # Mailbox.offer's accepting branch, inlined (as in tell)
             if self._parked:
                 self._parked = False
                 trio.lowlevel.reschedule(self._task)  # type: ignore[arg-type]
-        elif verdict is Admission.FULL:
-            request.phase = Phase.WAITING_ROOM
-            self.mailbox.wait(request, request)
         else:
-            self._overflowed(verdict, dropped)
-        if deadline == _INF:
-            return await trio.lowlevel.wait_task_rescheduled(request.abort)
-        with trio.CancelScope(deadline=deadline):
-            return await trio.lowlevel.wait_task_rescheduled(request.abort)
-        # Only reached when the deadline cancelled the wait (the request was abandoned).
-        raise AskTimeout(self.name, seconds)  # type: ignore[arg-type]
+            verdict, dropped = mailbox.offer(request)
+            if verdict is Admission.ACCEPTED:
+                self._wake()
+            elif verdict is Admission.FULL:
+                request.phase = Phase.WAITING_ROOM
+                mailbox.wait(request, request)
+            else:
+                self._overflowed(verdict, dropped)
+        if deadline != _INF:
+            # Answered at the deadline by the system's deadline keeper, if not before: no cancel
+            # scope here (the handler's scope carries the same deadline).
+            self.system._deadlines.watch(request)
+        return await trio.lowlevel.wait_task_rescheduled(request.abort)
 
     def withdraw(self, request: Request, *, waiting: bool) -> None:
         """Take an abandoned, not yet started request out of the mailbox (caller cancelled)."""
@@ -438,23 +472,66 @@ class Cell(Generic[M]):
         instance._actor_context = self.context
         return instance
 
-    async def run(self, *, task_status: trio.TaskStatus[Exception | None]) -> None:
-        """The actor's task: start, serve until stopped, finish. ``task_status.started`` gets
-        None once ``on_start`` finished, or the exception that made the start fail."""
+    def _started(self, result: outcome.Outcome[Exception | None]) -> None:
+        # Answer the task waiting in spawn (once).
+        task = self._spawner
+        if task is not None:
+            self._spawner = None
+            trio.lowlevel.reschedule(task, result)
+
+    def abort_start(self, raise_cancel: Callable[[], NoReturn]) -> trio.lowlevel.Abort:
+        """``abort_fn`` of the task waiting in spawn: cancel ``on_start``; that task is answered
+        with its cancellation once the start has unwound (as ``nursery.start`` does)."""
+        if self._spawner is None or self.state is ActorState.STOPPED:
+            self._spawner = None
+            return trio.lowlevel.Abort.SUCCEEDED
+        self._start_cancel = raise_cancel
+        scope = self._scope
+        if scope is not None:
+            scope.cancel()
+        return trio.lowlevel.Abort.FAILED
+
+    async def run(self, spawner: trio.lowlevel.Task) -> None:
+        """The actor's task: start, serve until stopped, finish. ``spawner`` (parked in spawn,
+        with :meth:`abort_start` as abort function) is answered with None once ``on_start``
+        finished, or with the exception that made the start fail."""
         self._task = trio.lowlevel.current_task()
+        self._spawner = spawner
         reason: BaseException | None = None
         try:
-            try:
-                instance = self._make_instance()
-                await instance.on_start()
-            except Exception as exc:
-                reason = exc
-                task_status.started(exc)
+            if self._start_cancel is None:
+                try:
+                    instance = self._make_instance()
+                    with trio.CancelScope() as scope:  # abort_start cancels it
+                        self._scope = scope
+                        await instance.on_start()
+                    self._scope = None
+                except Exception as exc:
+                    reason = exc
+                    self._started(outcome.Value(exc))
+                    return
+                except BaseException as exc:
+                    if isinstance(exc, trio.Cancelled):
+                        raise  # the system's own cancellation: the spawner is cancelled too
+                    # KeyboardInterrupt and the like go to the spawner, as from nursery.start.
+                    reason = exc
+                    self._started(outcome.Error(exc))
+                    return
+            cancelled = self._start_cancel
+            if cancelled is not None:
+                reason = ActorStopped(self.name, None)
+                self._started(outcome.capture(cancelled))
                 return
             self._instance = instance
             if self._control is None:
                 self.state = ActorState.RUNNING
-            task_status.started(None)
+            self._started(outcome.Value(None))
+            # Idle until there is something to do, with no cancel scope: an actor that never
+            # gets a message costs only this frame and its task.
+            mailbox = self.mailbox
+            while self._control is None and not mailbox.queue and not self._system_lane:
+                self._parked = True
+                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
             reason = await self._lifecycle()
         except BaseException as exc:
             reason = exc
@@ -467,7 +544,8 @@ class Cell(Generic[M]):
             control = self._control
             if control is _Control.RESTART or control is _Control.SUSPEND:
                 await self._stop_then(control)
-            else:
+            elif control is None:
+                self._deadline_set = _INF
                 with trio.CancelScope(deadline=self._grace_deadline) as scope:
                     self._scope = scope
                     if self._pool is None:
@@ -475,11 +553,19 @@ class Cell(Generic[M]):
                     else:
                         await self._serve_many(self._pool)
                 self._scope = None
+                self._deadline_set = _INF
                 if self._busy:  # cancelled with a message in hand
                     self._busy = False
                     request, self._current = self._current, None
                     if request is not None:
-                        request.answer(outcome.Error(self.stopped_error()))
+                        deadline = request.deadline
+                        if deadline <= self._grace_deadline and deadline <= trio.current_time():
+                            # Its own deadline (carried by the serving scope): not a crash.
+                            self.processed += 1
+                            timeout: float = request.timeout  # type: ignore[assignment]
+                            request.answer(outcome.Error(AskTimeout(self.name, timeout)))
+                        else:  # the grace of a stop, restart or suspension ran out
+                            request.answer(outcome.Error(self.stopped_error()))
             if self._control is _Control.STOP:
                 break
         reason = self._stop_reason
@@ -583,10 +669,12 @@ class Cell(Generic[M]):
         self._parked = False
         return trio.lowlevel.Abort.SUCCEEDED
 
-    async def _serve(self) -> None:
-        # Serve the system lane, then the mailbox, until a control request is pending.
+    async def _serve(self) -> None:  # noqa: PLR0912 - the hot loop stays one frame
+        # Serve the system lane, then the mailbox, until a control request is pending, or until
+        # the serving scope must be replaced: the deadline of an earlier request that it still
+        # carries has passed.
         mailbox = self.mailbox
-        queue = mailbox.queue
+        queue = mailbox.ensure_queue()
         batch = _BATCH
         while self._control is None:
             instance = self._instance
@@ -595,20 +683,31 @@ class Cell(Generic[M]):
                 await trio.lowlevel.wait_task_rescheduled(self._abort_park)
                 continue
             lane = self._system_lane
-            if lane:
-                await self._handle(instance, lane.popleft())
-                continue
-            if not queue:
+            if not lane and not queue:
                 batch = _BATCH
                 self._parked = True  # woken by _wake (inlined in tell/ask: hot path)
                 await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+                continue
+            carried = self._deadline_set
+            if carried != _INF:
+                now = trio.current_time()
+                if carried <= now:
+                    # The scope carries the deadline of an earlier request, passed by now: it
+                    # is cancelled, or will be at the next checkpoint. A fresh one first.
+                    return
+            else:
+                now = _UNREAD
+            if lane:
+                await self._handle(instance, lane.popleft(), now)
                 continue
             item = mailbox.take()
             if mailbox.waiting:
                 self._admit()
             if type(item) is Request:
-                await self._handle(instance, item)
+                await self._handle(instance, item, now)
             else:  # a one-way message, handled inline (the throughput path)
+                if self._deadline_set != _INF:
+                    self._carry_deadline(_INF)
                 self._busy = True
                 try:
                     await instance.receive(item)
@@ -643,7 +742,7 @@ class Cell(Generic[M]):
 
     async def _dispatch(self, pool: _Pool, nursery: trio.Nursery) -> None:
         mailbox = self.mailbox
-        queue = mailbox.queue
+        queue = mailbox.ensure_queue()
         limit = pool.limit
         batch = _BATCH
         while self._control is None:
@@ -735,36 +834,40 @@ class Cell(Generic[M]):
                 request.answer(outcome.Error(self.stopped_error()))
             self._wake()
 
-    async def _handle(self, instance: Actor[M], item: Any) -> None:
+    def _carry_deadline(self, deadline: float) -> None:
+        # Give the serving scope the deadline of the message about to start (inf: none); the
+        # grace deadline of a pending control request still bounds it.
+        self._deadline_set = deadline
+        scope = self._scope
+        if scope is not None:
+            grace = self._grace_deadline
+            scope.deadline = deadline if deadline < grace else grace
+
+    async def _handle(self, instance: Actor[M], item: Any, now: float) -> None:
+        # One message in the actor's own task (max_concurrency == 1). The request's deadline is
+        # carried by the serving scope itself (one deadline change, not a scope per request); it
+        # stays there after the handler, until a message with another deadline starts (a stale
+        # deadline that fires meanwhile only makes _serve open a fresh scope). A handler
+        # cancelled by it is answered in _lifecycle. ``now``: the time, if read in this step.
         if type(item) is Request:
             request: Request | None = item
             deadline = item.deadline
-            if deadline != _INF and trio.current_time() >= deadline:
+            item.phase = Phase.STARTED
+            if deadline != _INF and (trio.current_time() if now == _UNREAD else now) >= deadline:
                 # Load shedding: it expired while queued; the handler never sees it.
-                item.phase = Phase.STARTED
                 item.answer(outcome.Error(AskTimeout(self.name, item.timeout)))  # type: ignore[arg-type]
                 return
-            item.phase = Phase.STARTED
             message = item.message
         else:
             request = None
             deadline = _INF
             message = item
+        if deadline != self._deadline_set:
+            self._carry_deadline(deadline)
         self._current = request
         self._busy = True
         try:
-            if deadline == _INF:
-                result = await instance.receive(message)
-            else:
-                with trio.CancelScope(deadline=deadline) as scope:
-                    result = await instance.receive(message)
-                if scope.cancelled_caught and request is not None:  # a deadline is not a crash
-                    self._busy = False
-                    self._current = None
-                    self.processed += 1
-                    timeout: float = request.timeout  # type: ignore[assignment]
-                    request.answer(outcome.Error(AskTimeout(self.name, timeout)))
-                    return
+            result = await instance.receive(message)
         except Exception as exc:
             self._busy = False
             self._current = None

@@ -4,6 +4,11 @@ The caller parks with ``trio.lowlevel.wait_task_rescheduled``; whoever decides t
 :meth:`Request.answer`, which reschedules the caller exactly once. A caller that is cancelled
 abandons the request through :meth:`Request.abort`: a request not yet started is taken out of
 the mailbox (never run); a started one runs on and its answer is discarded.
+
+A request with a deadline is answered at its deadline by the system's deadline keeper
+(:meth:`Request.expire`), not by a cancel scope of the caller: the caller parks the same way
+with or without a deadline, and a trio deadline is only registered by the keeper (one for all
+pending requests) and by the handler's scope.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import outcome
 import trio
+
+from ._errors import AskTimeout
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -77,6 +84,21 @@ class Request:
         if phase is not Phase.STARTED:
             self.cell.withdraw(self, waiting=phase is Phase.WAITING_ROOM)
         return trio.lowlevel.Abort.SUCCEEDED
+
+    def expire(self) -> None:
+        """Its deadline has come: answer the caller with :class:`AskTimeout`, taking the request
+        out of the mailbox if it has not started (a started one runs on under its handler's
+        scope, which has the same deadline). A no-op if it was already answered or abandoned."""
+        task = self.task
+        if task is None:
+            return
+        self.task = None
+        phase = self.phase
+        cell = self.cell
+        if phase is not Phase.STARTED:
+            cell.withdraw(self, waiting=phase is Phase.WAITING_ROOM)
+        timeout: float = self.timeout  # type: ignore[assignment]
+        trio.lowlevel.reschedule(task, outcome.Error(AskTimeout(cell.name, timeout)))
 
 
 class SendWaiter(Request):

@@ -3,6 +3,11 @@
 No trio here: the mailbox only decides where an item goes. The actor's cell (the async shell)
 parks and wakes tasks according to those decisions.
 
+The queue and the line of waiters are made on first use: an idle actor that never got a message
+holds neither (an empty ``deque`` alone is ~600 bytes). Until then both are one empty tuple
+shared by every mailbox: read them freely (``len``, truth, iteration), but only :meth:`offer`,
+:meth:`wait` and :meth:`ensure_queue` may add to them.
+
 Invariants: ``len(queue) <= capacity``; ``waiting`` is non-empty only under ``Overflow.WAIT`` and
 only while the queue is full (every pop or removal admits the first waiter at once through
 :meth:`Mailbox.admit`); items leave in the order they were admitted.
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 import collections
 import enum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ._messages import Overflow
 
@@ -35,6 +40,10 @@ class Admission(enum.Enum):
     """Not queued: full under ``WAIT``; the caller may :meth:`Mailbox.wait` or give up."""
 
 
+# The queue and the waiters of a mailbox that never had any (see the module docstring).
+NO_QUEUE: Any = ()
+_NO_WAITERS: Any = ()
+
 _ACCEPTED: tuple[Admission, None] = (Admission.ACCEPTED, None)
 _REJECTED: tuple[Admission, None] = (Admission.REJECTED, None)
 _FULL: tuple[Admission, None] = (Admission.FULL, None)
@@ -51,10 +60,10 @@ class Mailbox(Generic[T, W]):
     def __init__(self, capacity: int, overflow: Overflow) -> None:
         self.capacity = capacity
         self.overflow = overflow
-        self.queue: collections.deque[T] = collections.deque()
-        # A list, not a deque: an empty deque costs ~600 bytes per idle actor, and waiters are
-        # the rare slow path (O(n) pop from the front is fine there).
-        self.waiting: list[tuple[T, W]] = []
+        self.queue: collections.deque[T] = NO_QUEUE
+        # A list, not a deque, once made: waiters are the rare slow path (O(n) pop from the front
+        # is fine there).
+        self.waiting: list[tuple[T, W]] = _NO_WAITERS
 
     def __repr__(self) -> str:
         return (
@@ -62,9 +71,18 @@ class Mailbox(Generic[T, W]):
             f"{len(self.waiting)} waiting>"
         )
 
+    def ensure_queue(self) -> collections.deque[T]:
+        """The queue, made now if this mailbox never had one."""
+        queue = self.queue
+        if queue is NO_QUEUE:
+            queue = self.queue = collections.deque()
+        return queue
+
     def offer(self, item: T) -> tuple[Admission, T | None]:
         """Try to queue ``item``; return the verdict and, for ``DROPPED``, the dropped item."""
         queue = self.queue
+        if queue is NO_QUEUE:
+            queue = self.queue = collections.deque()
         if len(queue) < self.capacity and not self.waiting:
             queue.append(item)
             return _ACCEPTED
@@ -79,6 +97,8 @@ class Mailbox(Generic[T, W]):
 
     def wait(self, item: T, waiter: W) -> None:
         """Line ``waiter`` up to put ``item`` in the queue once room frees (after ``FULL``)."""
+        if self.waiting is _NO_WAITERS:
+            self.waiting = []
         self.waiting.append((item, waiter))
 
     def take(self) -> T:
@@ -113,6 +133,8 @@ class Mailbox(Generic[T, W]):
         """Empty the mailbox; return the queued items and the waiters, oldest first."""
         items = list(self.queue)
         waiters = [waiter for _, waiter in self.waiting]
-        self.queue.clear()
-        self.waiting.clear()
+        if items:
+            self.queue.clear()
+        if waiters:
+            self.waiting.clear()
         return items, waiters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._messages import ActorState, ActorStatistics
@@ -82,8 +83,9 @@ class ActorRef(Generic[M]):
         """
         await self._cell.send(message)
 
-    async def ask(self, message: M, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109 - the deadline travels with the request into the actor; a caller-side scope cannot do that
-        """Send ``message`` as a request and return the handler's return value.
+    def ask(self, message: M, *, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
+        """``await ref.ask(message, timeout=...)``: send ``message`` as a request and return the
+        handler's return value.
 
         If ``receive`` raises, that very exception object is raised here (with its actor-side
         traceback and a note naming the actor); the actor then crashes and restarts (or is
@@ -106,4 +108,5 @@ class ActorRef(Generic[M]):
         taken out of the mailbox and never runs; if it has, it runs on and its reply is
         discarded.
         """
-        return await self._cell.ask(message, timeout)
+        # A plain function handing back the cell's coroutine: one frame less per ask.
+        return self._cell.ask(message, timeout)

@@ -13,6 +13,7 @@ import trio
 
 from ._actor import Actor
 from ._cell import Cell
+from ._deadlines import DeadlineKeeper
 from ._errors import ActorNotFound, NameTaken
 from ._groups import leaves
 from ._hook import SupervisorHook
@@ -72,6 +73,7 @@ class ActorSystem:
         self._counters: collections.Counter[str] = collections.Counter()
         self._spawned = 0
         self._closed = False
+        self._deadlines = DeadlineKeeper()
 
     def __repr__(self) -> str:
         status = "closed" if self._closed else "open" if self._root else "not entered"
@@ -90,6 +92,7 @@ class ActorSystem:
             stack.callback(outside.cancel_scope.cancel)  # ends the watcher, last of all
             stack.enter_context(trio.CancelScope(shield=True))
             self._root = await stack.enter_async_context(trio.open_nursery())
+            self._deadlines.open(self._root)
             stack.push_async_exit(self._shutdown)
             self._body = stack.enter_context(trio.CancelScope())
             outside.start_soon(self._watch)
@@ -227,7 +230,10 @@ class ActorSystem:
             max_concurrency=max_concurrency,
         )
         self._names[name] = cell
-        error = await nursery.start(cell.run)
+        # Not nursery.start (a nursery and a scope per spawn, and a task moved between
+        # nurseries): the new task answers this one, parked here, once on_start is done.
+        nursery.start_soon(cell.run, trio.lowlevel.current_task(), name=name)
+        error = await trio.lowlevel.wait_task_rescheduled(cell.abort_start)
         if error is not None:
             raise error
         self._started[cell] = None
