@@ -30,11 +30,30 @@ class CircuitOpenError(ResilienceError):
             held open by ``force_open()``.
     """
 
+    # Both attributes live in ``args``: a refusal (the hot path of an open breaker) is made
+    # with :meth:`refusing`, which is just the exception object, with no ``__init__`` to run
+    # and no instance dictionary to fill. The message is built only when shown.
+
     def __init__(self, name: str, retry_after: float) -> None:
-        self.name = name
-        self.retry_after = retry_after if retry_after > 0.0 else 0.0
-        # The message is built only when shown: a refusal is on the hot path of an open breaker.
-        super().__init__(name, self.retry_after)
+        super().__init__(name, retry_after if retry_after > 0.0 else 0.0)
+
+    @classmethod
+    def refusing(cls, name: str, retry_after: float) -> CircuitOpenError:
+        """``CircuitOpenError(name, retry_after)`` for a ``retry_after >= 0`` already, made
+        without running ``__init__``."""
+        return cls.__new__(cls, name, retry_after)
+
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+        name: str = self.args[0]
+        return name
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until a trial call may be allowed (``>= 0``)."""
+        retry_after: float = self.args[1]
+        return retry_after if retry_after > 0.0 else 0.0
 
     def __str__(self) -> str:
         return (

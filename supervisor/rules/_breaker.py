@@ -402,6 +402,24 @@ class BreakerCore:
         self._trials_in_flight += 1
         return self.permit
 
+    def refusal(self, now: float) -> float | None:
+        """The refusing half of :meth:`try_acquire`, without allocating: if a call at ``now`` is
+        refused (OPEN before its half-open time, or HALF_OPEN with every trial slot taken), count
+        the refusal and return its ``retry_after``; else return ``None`` and change nothing (ask
+        :meth:`try_acquire` for the permit)."""
+        state = self._state
+        if state is CircuitState.OPEN:
+            half_open_at = self._half_open_at
+            if now < half_open_at:
+                self.refused += 1
+                return half_open_at - now
+        elif state is CircuitState.HALF_OPEN and (
+            self._trials_in_flight >= self.half_open_max_calls
+        ):
+            self.refused += 1
+            return 0.0
+        return None
+
     def on_success(self, permit: Permit, now: float | None = None) -> None:
         """The call allowed by ``permit`` succeeded.
 
