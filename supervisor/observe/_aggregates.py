@@ -171,6 +171,11 @@ class ServiceMetrics:
             f"attempts, {self.retries} retries, {self.restarts} restarts>"
         )
 
+    @property
+    def bucket_width(self) -> float:
+        """Seconds per rate bucket (``rate_window / 10``): a refusal streak stays in one."""
+        return self._width
+
     def statistics(self) -> ServiceMetricsStatistics:
         """How many buckets, samples and error types are held now."""
         return ServiceMetricsStatistics(
@@ -296,13 +301,15 @@ class ServiceMetrics:
         self.retry_delay_total += event.delay
 
     def _refused(self, event: RequestRefused) -> None:
+        # ``count`` refusals, all in the rate bucket of ``at`` (a streak never spans two).
         rule = event.refusal.value
-        self._refusals[rule] = self._refusals.get(rule, 0) + 1
+        count = event.count
+        self._refusals[rule] = self._refusals.get(rule, 0) + count
         if event.refusal is Refusal.BULKHEAD_FULL and self.max_queued is not None:
             self.sample_queued(self.max_queued)
         bucket = self._bucket(event.at)
         if bucket is not None:
-            bucket[1] += 1
+            bucket[1] += count
 
     def _breaker_changed(self, event: CircuitStateChange) -> None:
         self.breaker_transitions += 1

@@ -59,6 +59,8 @@ def _request_detail(
         return f"attempt {event.attempt} failed ({error}); retry in {event.delay:.3g}s"
     if isinstance(event, RequestRefused):
         text = f"refused: {event.refusal.value}"
+        if event.count > 1:
+            text = f"refused {event.count} times: {event.refusal.value}"
         return f"{text}, retry after {event.retry_after:.3g}s" if event.retry_after else text
     return ""
 

@@ -134,12 +134,24 @@ class RequestFailed(TreeEvent):
 
 @attrs.frozen(kw_only=True)
 class RequestRefused(TreeEvent):
-    """A rule refused a request on the caller's side, without a mailbox hop."""
+    """A rule refused a request on the caller's side, without a mailbox hop.
+
+    Refusals are published per *streak* (see docs/monitoring.md): the first refusal of a streak
+    as its own event (``count`` 1), the streak's further refusals as one event when it ends, with
+    ``count`` of them, ``since`` the first of those and ``at`` the last. A streak is refusals of
+    one service by one rule, in one rate bucket of the tree's metrics, with no other event of
+    that service in between; so the sum of ``count`` is exact, and so is every rate.
+    """
 
     refusal: Refusal
     """Which rule refused."""
     retry_after: float = 0.0
-    """Seconds until the rule may admit it (0 when unknown)."""
+    """Seconds until the rule may admit it (0 when unknown); of the last refusal counted."""
+    count: int = 1
+    """How many refusals this event stands for."""
+    since: float | None = None
+    """For ``count`` > 1 or an event that ends a streak: the time of the first refusal counted
+    (``at`` is the last); ``None`` for a single refusal published as it happens."""
 
 
 @attrs.frozen(kw_only=True)

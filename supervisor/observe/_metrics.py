@@ -187,13 +187,16 @@ class Metrics:
         if not isinstance(keep_completed, bool):
             raise TypeError(f"`keep_completed` must be true or false (got {keep_completed!r})")
         self.keep_completed = keep_completed
-        ServiceMetrics(
+        probe_metrics = ServiceMetrics(
             "",
             created_at=0.0,
             rate_window=rate_window,
             latency_window=latency_window,
             latency_samples=latency_samples,
         )  # validates the window options
+        self.bucket_width = probe_metrics.bucket_width
+        """Seconds per rate bucket: the tree's services keep each refusal streak inside one
+        (see :class:`~supervisor.observe._events.RequestRefused`), so rates stay exact."""
         self.rate_window = rate_window
         self.latency_window = latency_window
         self.latency_samples = latency_samples

@@ -30,7 +30,12 @@ The request path of :meth:`ServiceRef.call`, in order:
 
 Refusals are never retried: a rule that refuses says the service cannot take the request now, so
 they go straight to the fallback (fast fail). A refusal costs no mailbox hop, no checkpoint and no
-cancel scope; it publishes one event and raises one error.
+cancel scope, and raises one error. Its event is published per streak (see
+:class:`~supervisor.observe._events.RequestRefused`): the first refusal of a streak at once, the
+rest counted and published as one event when the streak ends (at the service's next other
+event, when its statistics are read, which every snapshot does, or when the rule or the rate
+bucket changes). An open breaker without throttle or fallback refuses before anything else is
+looked at.
 """
 
 from __future__ import annotations
@@ -131,12 +136,19 @@ class GuardedService:
         "_ref",
         "_retry",
         "_rng",
+        "_streak",
+        "_streak_at",
+        "_streak_count",
+        "_streak_key",
+        "_streak_retry_after",
+        "_streak_since",
         "_throttle",
         "completed",
         "failed",
         "fallbacks",
         "handle",
         "path",
+        "refusal_span",
         "refused",
         "retries",
         "spec",
@@ -209,6 +221,14 @@ class GuardedService:
         self.refused = 0
         self.fallbacks = 0
         self.retries = 0
+        self.refusal_span = 1.0
+        """Seconds per rate bucket of the tree's metrics: no refusal streak spans two."""
+        self._streak: Refusal | None = None  # the rule of the refusal streak going on, if any
+        self._streak_key = 0
+        self._streak_count = 0  # refusals of the streak not published yet
+        self._streak_since = 0.0
+        self._streak_at = 0.0
+        self._streak_retry_after = 0.0
         self.handle = ServiceRef(self)
         """The public handle users call."""
 
@@ -275,7 +295,10 @@ class GuardedService:
         return self._breaker
 
     def statistics(self) -> ServiceStatistics:
-        """A snapshot of the service (reading it may apply and publish a due half-open)."""
+        """A snapshot of the service (reading it may apply and publish a due half-open, and ends
+        a refusal streak, publishing its count)."""
+        if self._streak is not None:
+            self.end_streak()
         bulkhead = self._bulkhead
         return ServiceStatistics(
             path=self.path,
@@ -308,16 +331,64 @@ class GuardedService:
         # shell's own publishing, so that user listeners see them too.
         breaker = self._breaker
         if breaker is not None and breaker.core.has_changes:
+            if self._streak is not None:
+                self.end_streak()
             breaker._publish()
+
+    def end_streak(self) -> None:
+        """Publish the refusals of the streak going on that were counted but not yet published
+        (one :class:`~supervisor.observe._events.RequestRefused` with their ``count``), and end
+        it. A no-op without one."""
+        refusal = self._streak
+        if refusal is None:
+            return
+        self._streak = None
+        count = self._streak_count
+        if count:
+            self._streak_count = 0
+            self._bus.publish(
+                RequestRefused(
+                    path=self.path,
+                    at=self._streak_at,
+                    refusal=refusal,
+                    retry_after=self._streak_retry_after,
+                    count=count,
+                    since=self._streak_since,
+                )
+            )
+
+    def _count_refusal(self, refusal: Refusal, now: float, retry_after: float) -> None:
+        # One refusal: counted in the streak going on, or published as the first of a new one.
+        self.refused += 1
+        key = math.floor(
+            now / self.refusal_span
+        )  # the metrics' bucket of ``now``, as they count it
+        if refusal is self._streak and key == self._streak_key:
+            if not self._streak_count:
+                self._streak_since = now
+            self._streak_count += 1
+            self._streak_at = now
+            self._streak_retry_after = retry_after
+            return
+        if self._streak is not None:
+            self.end_streak()
+        self._streak = refusal
+        self._streak_key = key
+        self._bus.publish(
+            RequestRefused(path=self.path, at=now, refusal=refusal, retry_after=retry_after)
+        )
 
     def _refuse(
         self, refusal: Refusal, error: Exception, now: float, retry_after: float
     ) -> NoReturn:
-        self.refused += 1
-        self._bus.publish(
-            RequestRefused(path=self.path, at=now, refusal=refusal, retry_after=retry_after)
-        )
+        self._count_refusal(refusal, now, retry_after)
         raise error
+
+    def _publish(self, event: Any) -> None:
+        # Every other event of the service ends the refusal streak first (order is kept).
+        if self._streak is not None:
+            self.end_streak()
+        self._bus.publish(event)
 
     async def call(self, request: Any, timeout: float | Unset | None = UNSET) -> Any:  # noqa: ASYNC109 - the deadline spans throttle waits, attempts and retry delays, and travels into the actor
         """See :meth:`ServiceRef.call`."""
@@ -330,6 +401,13 @@ class GuardedService:
             seconds = DURATION.check("timeout", timeout)
         deadline = _INF if seconds is None else now + seconds
         if self._fallback is None:
+            core = self._core
+            if core is not None and core.free_permit is None and self._throttle is None:
+                # The fast refusal of an open breaker: nothing else is looked at.
+                retry_after = core.refusal(now)
+                if retry_after is not None:
+                    self._count_refusal(Refusal.CIRCUIT_OPEN, now, retry_after)
+                    raise CircuitOpenError.refusing(self.path, retry_after)
             return await self._attempts(request, now, deadline, seconds)
         try:
             return await self._attempts(request, now, deadline, seconds)
@@ -373,10 +451,18 @@ class GuardedService:
         permit = core.free_permit
         if permit is not None:
             return permit
+        retry_after = core.refusal(now)
+        if retry_after is not None:
+            self._refuse(
+                Refusal.CIRCUIT_OPEN,
+                CircuitOpenError.refusing(self.path, retry_after),
+                now,
+                retry_after,
+            )
         decision = core.try_acquire(now)
         if core.has_changes:
             self._flush()
-        if type(decision) is BreakerRefusal:
+        if type(decision) is BreakerRefusal:  # pragma: no cover - refusal() said it would admit
             self._refuse(
                 Refusal.CIRCUIT_OPEN,
                 CircuitOpenError(self.path, decision.retry_after),
@@ -466,6 +552,8 @@ class GuardedService:
                 self._leave_bulkhead(ticket)
                 now = trio.current_time()
                 # The outcome's event first, then the breaker change it caused (if any).
+                if self._streak is not None:
+                    self.end_streak()
                 bus.publish(
                     RequestCompleted(path=path, at=now, latency=now - started, attempts=attempt)
                 )
@@ -473,7 +561,7 @@ class GuardedService:
                 return result
             self._leave_bulkhead(ticket)
             now = trio.current_time()
-            bus.publish(
+            self._publish(
                 RequestFailed(path=path, at=now, latency=now - asked, error=error, attempt=attempt)
             )
             self._failed(permit, error, now)
@@ -487,7 +575,7 @@ class GuardedService:
                 self.failed += 1
                 raise error
             self.retries += 1
-            bus.publish(
+            self._publish(
                 RetryScheduled(path=path, at=now, attempt=attempt, delay=delay, error=error)
             )
             await trio.sleep(delay)  # holding nothing: a cancellation here has nothing to give back
@@ -518,7 +606,5 @@ class GuardedService:
             if inspect.isawaitable(answer):
                 answer = await answer
         self.fallbacks += 1
-        self._bus.publish(
-            FallbackUsed(path=self.path, at=trio.current_time(), kind=kind, cause=cause)
-        )
+        self._publish(FallbackUsed(path=self.path, at=trio.current_time(), kind=kind, cause=cause))
         return answer

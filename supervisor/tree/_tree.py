@@ -128,6 +128,8 @@ class Tree:
         service = self._services.get(path)
         if service is None or service.spec != spec:
             service = GuardedService(spec, path=path, bus=self.events, rng=self._rng)
+            if self.metrics is not None:
+                service.refusal_span = self.metrics.bucket_width
             self._services[path] = service
         return service
 
