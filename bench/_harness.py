@@ -15,7 +15,14 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Figure", "Report", "median_per_op", "median_per_op_async", "paired_async"]
+__all__ = [
+    "Figure",
+    "Report",
+    "median_per_op",
+    "median_per_op_async",
+    "paired_async",
+    "paired_sync",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -30,6 +37,10 @@ class Figure:
     baseline_name: str = "raw trio"
     target: str = ""
     passed: bool | None = None
+    row: int | None = None
+    """Where this figure stands in the table of targets (None: not a target row)."""
+    title: str = ""
+    """The target row's name (default: ``name``)."""
 
     @property
     def ratio(self) -> float | None:
@@ -60,11 +71,46 @@ class Report:
                 if fig.baseline is None
                 else f"{fig.baseline:.3f} {fig.unit} ({fig.baseline_name})"
             )
-            ok = {None: "", True: "[green]yes[/]", False: "[red]no[/]"}[fig.passed]
             table.add_row(
-                fig.section, fig.name, f"{fig.ours:.3f} {fig.unit}", baseline, ratio, fig.target, ok
+                fig.section,
+                fig.name,
+                f"{fig.ours:.3f} {fig.unit}",
+                baseline,
+                ratio,
+                fig.target,
+                _verdict(fig.passed),
             )
         console.print(table)
+        rows = sorted((fig for fig in self.figures if fig.row is not None), key=_row_of)
+        if not rows:
+            return
+        targets = Table(title="Targets (project vs raw baseline of the same run)")
+        for column in ("figure", "project", "raw baseline (same run)", "ratio", "target", ""):
+            targets.add_column(column, justify="right" if column == "ratio" else "left")
+        for fig in rows:
+            ratio = "" if fig.ratio is None else f"{fig.ratio:.2f}x"
+            baseline = (
+                ""
+                if fig.baseline is None
+                else f"{fig.baseline:.3f} {fig.unit} ({fig.baseline_name})"
+            )
+            targets.add_row(
+                fig.title or fig.name,
+                f"{fig.ours:.3f} {fig.unit}",
+                baseline,
+                ratio,
+                fig.target,
+                _verdict(fig.passed),
+            )
+        console.print(targets)
+
+
+def _row_of(fig: Figure) -> int:
+    return fig.row if fig.row is not None else 0
+
+
+def _verdict(passed: bool | None) -> str:
+    return {None: "", True: "[green]PASS[/]", False: "[red]MISS[/]"}[passed]
 
 
 def median_per_op(fn: Callable[[int], None], *, ops: int, rounds: int = 7) -> float:
@@ -106,5 +152,25 @@ async def paired_async(
         for fn, samples in ((baseline, base_samples), (ours, ours_samples)):
             start = time.perf_counter()
             await fn(ops)
+            samples.append((time.perf_counter() - start) / ops * 1e6)
+    return statistics.median(ours_samples), statistics.median(base_samples)
+
+
+def paired_sync(
+    ours: Callable[[int], None],
+    baseline: Callable[[int], None],
+    *,
+    ops: int,
+    rounds: int = 9,
+) -> tuple[float, float]:
+    """:func:`paired_async` for plain functions."""
+    ours_samples: list[float] = []
+    base_samples: list[float] = []
+    ours(max(1, ops // 10))
+    baseline(max(1, ops // 10))
+    for _ in range(rounds):
+        for fn, samples in ((baseline, base_samples), (ours, ours_samples)):
+            start = time.perf_counter()
+            fn(ops)
             samples.append((time.perf_counter() - start) / ops * 1e6)
     return statistics.median(ours_samples), statistics.median(base_samples)

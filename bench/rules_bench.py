@@ -22,7 +22,7 @@ import trio.testing
 import supervisor
 
 from ._baselines import RawServer
-from ._harness import Figure, Report, paired_async
+from ._harness import Figure, Report, paired_async, paired_sync
 
 SECTION = "rules"
 _LONG = 3600.0  # windows and timeouts far longer than any run, so nothing trips
@@ -83,6 +83,13 @@ def _trio_peers() -> dict[str, tuple[str, Callable[[], Awaitable[Any]]]]:
         import stamina
 
         peers["stamina"] = ("retry", stamina.retry(on=Exception, attempts=3)(_bare))
+    if _have("backoff"):
+        import backoff
+
+        peers["backoff"] = (
+            "retry",
+            backoff.on_exception(backoff.expo, Exception, max_tries=3)(_bare),
+        )
     if _have("tenacity"):
         import tenacity
 
@@ -93,12 +100,22 @@ def _trio_peers() -> dict[str, tuple[str, Callable[[], Awaitable[Any]]]]:
     return peers
 
 
+async def _fail_after_bare() -> int:
+    with trio.fail_after(_LONG):
+        return await _bare()
+
+
 async def _success_overheads(report: Report, ops: int) -> dict[str, float]:
     bare = _loop(_bare)
     found: dict[str, float] = {}
     for name, fn in _ours().items():
         ours_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
         found[name] = ours_us - bare_us
+        if name == "all of them stacked":
+            # Against trio's own floor for the one rule that needs a scope: fail_after around
+            # the bare call, measured in the same run.
+            scope_us, bare2_us = await paired_async(_loop(_fail_after_bare), bare, ops=ops)
+            found["fail_after"] = scope_us - bare2_us
         report.add(
             Figure(
                 section=SECTION,
@@ -109,6 +126,21 @@ async def _success_overheads(report: Report, ops: int) -> dict[str, float]:
                 target=f"bare call {bare_us:.3f} us",
             )
         )
+    stacked, scope = found["all of them stacked"], found["fail_after"]
+    report.add(
+        Figure(
+            section=SECTION,
+            name="all six decorators stacked, overhead",
+            ours=stacked,
+            baseline=scope,
+            unit="us",
+            baseline_name="trio.fail_after alone",
+            target=f"<= +10 us (@timeout alone +{found['@timeout']:.2f})",
+            passed=stacked <= 10.0,
+            row=5,
+            title="all six decorators stacked",
+        )
+    )
     for peer, (job, fn) in _trio_peers().items():
         peer_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
         found[f"peer:{peer}"] = peer_us - bare_us
@@ -125,17 +157,54 @@ async def _success_overheads(report: Report, ops: int) -> dict[str, float]:
     return found
 
 
-async def _refusals(report: Report, ops: int) -> None:
-    breaker = supervisor.CircuitBreaker("bench-open", failure_threshold=1, timeout=_LONG)
-    breaker.force_open()
-    guarded = breaker(_bare)
+class _Down(Exception):
+    """What the failing functions raise to open the breakers."""
 
-    async def refused_breaker(n: int) -> None:
+
+async def _failing() -> int:
+    raise _Down
+
+
+def _failing_sync() -> int:
+    raise _Down
+
+
+async def _raise_and_catch(n: int) -> None:
+    # The floor of any refusal: a fresh exception raised and caught, in the caller's own frame.
+    for _ in range(n):
+        try:
+            raise _Down  # noqa: TRY301 - the floor measured is exactly an inline raise
+        except _Down:
+            pass
+
+
+async def _refused_loop(
+    fn: Callable[[], Awaitable[Any]], error: type[BaseException] | tuple[type[BaseException], ...]
+) -> Callable[[int], Awaitable[None]]:
+    # Opens the breaker around ``fn`` with real failures, then loops on refused calls.
+    for _ in range(3):
+        try:
+            await fn()
+        except _Down:
+            pass
+        except error:
+            break
+
+    async def refused(n: int) -> None:
         for _ in range(n):
             try:
-                await guarded()
-            except supervisor.CircuitOpenError:
+                await fn()
+            except error:
                 pass
+
+    return refused
+
+
+async def _refusals(report: Report, ops: int) -> dict[str, float]:
+    """Our refused calls (the breaker opened by a real failure), the peers' on trio, and the
+    floor (a bare raise + catch), interleaved; returns the peers' refusal times."""
+    breaker = supervisor.CircuitBreaker("bench-open", failure_threshold=1, timeout=_LONG)
+    refused_breaker = await _refused_loop(breaker(_failing), supervisor.CircuitOpenError)
 
     holder = supervisor.Bulkhead("bench-full", max_concurrent=1, max_queued=0)
     release = trio.Event()
@@ -155,25 +224,73 @@ async def _refusals(report: Report, ops: int) -> None:
             except supervisor.BulkheadFullError:
                 pass
 
+    peers: dict[str, float] = {}
     raw = RawServer()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(raw.serve)
         nursery.start_soon(hold)
         await trio.testing.wait_all_tasks_blocked()
-        breaker_us, raw_us = await paired_async(refused_breaker, raw.loop, ops=ops)
+        breaker_us, floor_us = await paired_async(refused_breaker, _raise_and_catch, ops=ops)
         bulkhead_us, raw2_us = await paired_async(refused_bulkhead, raw.loop, ops=ops)
+        if _have("circuitbreaker"):
+            import circuitbreaker
+
+            peer = circuitbreaker.circuit(failure_threshold=1, recovery_timeout=_LONG)(_failing)
+            refused_peer = await _refused_loop(peer, circuitbreaker.CircuitBreakerError)
+            peers["circuitbreaker (trio)"], _ = await paired_async(
+                refused_peer, refused_breaker, ops=ops
+            )
         release.set()
         raw.close()
+    peers.update(_asyncio_refusals(ops))
+    if _have("pybreaker"):
+        import pybreaker
+
+        plain = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=_LONG)(_failing_sync)
+        for _ in range(3):
+            try:
+                plain()
+            except (_Down, pybreaker.CircuitBreakerError):
+                pass
+
+        def refused_plain(n: int) -> None:
+            for _ in range(n):
+                try:
+                    plain()
+                except pybreaker.CircuitBreakerError:
+                    pass
+
+        def floor_plain(n: int) -> None:
+            for _ in range(n):
+                try:
+                    raise _Down  # noqa: TRY301 - the floor measured is exactly an inline raise
+                except _Down:
+                    pass
+
+        peers["pybreaker (plain)"], _ = paired_sync(refused_plain, floor_plain, ops=ops)
+    for peer, peer_us in peers.items():
+        report.add(
+            Figure(
+                section=SECTION,
+                name=f"peer {peer}: refused call",
+                ours=peer_us,
+                baseline=None,
+                unit="us",
+            )
+        )
+    fastest = min(peers.values(), default=float("inf"))
     report.add(
         Figure(
             section=SECTION,
-            name="refused call: open breaker",
+            name="refused call: open breaker (whole call, error caught)",
             ours=breaker_us,
-            baseline=raw_us,
+            baseline=floor_us,
             unit="us",
-            baseline_name="raw round trip",
-            target="< 1 raw round trip",
-            passed=breaker_us < raw_us,
+            baseline_name="bare raise + catch",
+            target=f"<= 1.0 us, < every peer (fastest {fastest:.2f})",
+            passed=breaker_us <= 1.0 and breaker_us < fastest,
+            row=1,
+            title="refusal by an open breaker (decorator)",
         )
     )
     report.add(
@@ -188,36 +305,34 @@ async def _refusals(report: Report, ops: int) -> None:
             passed=bulkhead_us < raw2_us,
         )
     )
-    if _have("circuitbreaker"):
-        import circuitbreaker
+    return peers
 
-        @circuitbreaker.circuit(failure_threshold=1, recovery_timeout=_LONG)
-        async def failing() -> int:
-            raise OSError("down")
 
-        for _ in range(2):
-            try:
-                await failing()
-            except (OSError, circuitbreaker.CircuitBreakerError):
-                pass
+def _asyncio_refusals(ops: int) -> dict[str, float]:
+    """The asyncio-only breakers' refusals, each in its own asyncio loop."""
+    found: dict[str, float] = {}
 
-        async def refused_peer(n: int) -> None:
-            for _ in range(n):
-                try:
-                    await failing()
-                except circuitbreaker.CircuitBreakerError:
-                    pass
+    async def main() -> None:
+        if _have("aiobreaker"):
+            import aiobreaker
 
-        peer_us, _ = await paired_async(refused_peer, refused_breaker, ops=ops)
-        report.add(
-            Figure(
-                section=SECTION,
-                name="peer circuitbreaker: refused call",
-                ours=peer_us,
-                baseline=None,
-                unit="us",
+            breaker = aiobreaker.CircuitBreaker(
+                fail_max=1, timeout_duration=datetime.timedelta(seconds=_LONG)
             )
-        )
+            refused = await _refused_loop(breaker(_failing), aiobreaker.CircuitBreakerError)
+            found["aiobreaker (asyncio)"], _ = await paired_async(
+                refused, _raise_and_catch, ops=ops
+            )
+        if _have("purgatory"):
+            import purgatory
+            from purgatory.domain.model import OpenedState
+
+            factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=1, default_ttl=_LONG)
+            refused = await _refused_loop(factory(circuit="bench-refusal")(_failing), OpenedState)
+            found["purgatory (asyncio)"], _ = await paired_async(refused, _raise_and_catch, ops=ops)
+
+    asyncio.run(main())
+    return found
 
 
 def _asyncio_overheads(report: Report, ops: int) -> None:

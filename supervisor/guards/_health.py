@@ -156,6 +156,15 @@ class HealthTracker:
         """
         return self._services[name].window.status()
 
+    def window(self, name: str) -> HealthWindow:
+        """The pure :class:`~supervisor.rules._health.HealthWindow` behind ``name``, for a feed
+        that records a call per request and has checked its values already (the tree's metrics).
+
+        Raises:
+            KeyError: ``name`` was never registered.
+        """
+        return self._services[name].window
+
     def record_call(self, name: str, latency: float, error: BaseException | None = None) -> None:
         """Count one call to ``name`` that took ``latency`` seconds and failed with ``error``
         (``None`` for a success).

@@ -14,7 +14,7 @@ import trio
 from .._config import COUNT, UNSET, Unset
 from ..guards._health import HealthTracker
 from ..rules._breaker import CircuitState, CircuitStateChange
-from ..rules._health import ServiceStatus
+from ..rules._health import HealthWindow, ServiceStatus
 from ._aggregates import BreakerOpened, ServiceMetrics, ServiceRestarted
 from ._describe import _error, describe_event
 from ._events import (
@@ -107,7 +107,7 @@ class MetricsStatistics:
 
 
 class _Tracked:
-    __slots__ = ("check", "interval", "metrics", "ok_calls", "tracker")
+    __slots__ = ("check", "interval", "metrics", "ok_calls", "tracker", "window")
 
     def __init__(
         self,
@@ -121,6 +121,7 @@ class _Tracked:
         self.check = check
         self.interval = interval
         self.ok_calls = 0
+        self.window: HealthWindow | None = None  # the tracker's window, once registered
 
 
 async def _run_tracker(tracker: HealthTracker) -> None:
@@ -283,6 +284,7 @@ class Metrics:
             path, health_check if health_check is not None else _constant(True), health_interval
         )
         tracked = _Tracked(metrics, tracker, health_check, health_interval)
+        tracked.window = tracker.window(path)
         self._services[path] = tracked
         self._start_checks(path, tracked)
         return metrics
@@ -334,7 +336,8 @@ class Metrics:
             if done is not None:
                 done.metrics.completed(event)
                 done.ok_calls += 1
-                done.tracker.record_call(event.path, event.latency)
+                # The window directly: the latency of a published event is valid already.
+                done.window.call_succeeded(event.latency)  # type: ignore[union-attr]
             return
         at = getattr(event, "at", None)
         if isinstance(at, int | float):

@@ -119,6 +119,13 @@ class HealthWindow:
         self.calls += 1
         self._record(ok, latency, error_type)
 
+    def call_succeeded(self, latency: float) -> None:
+        """``record_call(ok=True, latency=latency)``, for feeds that record one per request."""
+        self.calls += 1
+        self._recent.append((True, latency))
+        self.total += 1
+        self.passed += 1
+
     def record_check(
         self, *, ok: bool, latency: float, error_type: str | None, now: float
     ) -> bool | None:

@@ -432,6 +432,8 @@ class GuardedService:
                     retry_after,
                 )
             return now
+        if throttle.admit_now(now):  # room at once: no wait, so no scope for the deadline
+            return now
         if deadline == _INF:
             await throttle.acquire()
             return trio.current_time()
