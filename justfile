@@ -22,6 +22,10 @@ typecheck:
 bench *args:
     python3 -m bench {{args}}
 
+# A million idle actors in one process: RSS, spawn and teardown per actor (opt-in; minutes).
+bench-million *args:
+    python3 -m bench million {{args}}
+
 # Run the demo.
 demo:
     python3 -m supervisor demo
