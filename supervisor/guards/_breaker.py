@@ -8,7 +8,6 @@ its guarded services.
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -348,14 +347,13 @@ class CircuitBreaker:
         Raises:
             TypeError: ``fn`` is not callable.
         """
-        if callable(fn) and is_async_callable(fn):
-            return self._wrap_async(fn)  # type: ignore[arg-type]
         return decorate(
             fn,
             rule="circuit_breaker",
             around_async=self._guard_async,
             around_sync=self._guard_sync,
             extra={"breaker": self},
+            wrap_async=self._wrap_async,
         )
 
     def _wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
@@ -370,7 +368,6 @@ class CircuitBreaker:
         clock = self._clock
         current_time = trio.current_time
 
-        @functools.wraps(fn)
         async def guarded(*args: Any, **kwargs: Any) -> Any:
             permit = core.free_permit
             if permit is None:
@@ -396,7 +393,6 @@ class CircuitBreaker:
                 core.on_success(permit)  # type: ignore[arg-type]
             return result
 
-        guarded.breaker = self  # type: ignore[attr-defined]
         return guarded
 
     @overload

@@ -166,7 +166,23 @@ class Bulkhead:
             around_async=self._around,
             around_sync=None,
             extra={"bulkhead": self},
+            wrap_async=self._wrap,
         )
+
+    def _wrap(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        core = self._core
+        acquire = self.acquire
+        release = self.release
+
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not core.try_enter():  # a free slot is taken without a checkpoint
+                await acquire()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                release()
+
+        return guarded
 
     def statistics(self) -> BulkheadStatistics:
         """A snapshot of the slots and the queue."""

@@ -49,6 +49,8 @@ def decorate(
     around_async: AsyncAround,
     around_sync: SyncAround | None,
     extra: dict[str, object] | None = None,
+    wrap_async: Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]
+    | None = None,
 ) -> Callable[P, R]:
     """Wrap ``fn`` so that each call runs under ``around_async`` (or ``around_sync``).
 
@@ -58,6 +60,10 @@ def decorate(
         around_async: used when ``fn`` is a coroutine function.
         around_sync: used for a plain function; ``None`` where the rule cannot guard one.
         extra: attributes to set on the wrapper (``breaker`` for ``circuit_breaker``, ...).
+        wrap_async: optional; ``wrap_async(fn)`` returns the async wrapper itself, with the
+            rule written out around ``await fn(*args, **kwargs)``: no partial and no
+            ``around_async`` frame per call (the fast form; ``around_async`` then serves only
+            callers that want the zero-argument form). Metadata is still copied here.
 
     Raises:
         TypeError: ``fn`` is not callable, or is a plain function and ``around_sync`` is ``None``.
@@ -67,12 +73,15 @@ def decorate(
     wrapper: Callable[..., Any]
     if is_async_callable(fn):
         async_fn: Callable[..., Awaitable[Any]] = fn  # type: ignore[assignment]
+        if wrap_async is not None:
+            wrapper = functools.wraps(fn)(wrap_async(async_fn))
+        else:
 
-        @functools.wraps(fn)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            return await around_async(functools.partial(async_fn, *args, **kwargs))
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await around_async(functools.partial(async_fn, *args, **kwargs))
 
-        wrapper = async_wrapper
+            wrapper = async_wrapper
     else:
         if around_sync is None:
             raise TypeError(

@@ -98,7 +98,24 @@ def fallback(
                     return produce()
                 raise
 
-        return decorate(fn, rule="fallback", around_async=around_async, around_sync=around_sync)
+        def wrap(target: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def guarded(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await target(*args, **kwargs)
+                except Exception as exc:
+                    if isinstance(exc, types):
+                        return produce()
+                    raise
+
+            return guarded
+
+        return decorate(
+            fn,
+            rule="fallback",
+            around_async=around_async,
+            around_sync=around_sync,
+            wrap_async=wrap,
+        )
 
     return decorator
 

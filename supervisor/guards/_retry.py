@@ -7,6 +7,7 @@ that succeeds at once costs one ``try``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import random
@@ -61,6 +62,51 @@ async def _run_async(
             if delay is None:
                 raise
         await trio.sleep(delay)
+
+
+async def _retry_after_first(
+    schedule: RetrySchedule,
+    rng: random.Random,
+    call: Callable[[], Awaitable[Any]],
+    error: Exception,
+) -> Any:
+    # ``_run_async`` from the first failure on (the fast wrappers make the first attempt
+    # themselves, with no partial and no frame of their own).
+    attempt = 1
+    while True:
+        delay = schedule.next_delay(
+            attempt,
+            error,
+            rng=rng,
+            deadline=trio.current_effective_deadline(),
+            now=trio.current_time(),
+        )
+        if delay is None:
+            raise error
+        await trio.sleep(delay)
+        attempt += 1
+        try:
+            return await call()
+        except Exception as exc:
+            error = exc
+
+
+def _wrapper(
+    schedule: RetrySchedule, rng: random.Random
+) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    def wrap(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def retried(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+            return await _retry_after_first(
+                schedule, rng, functools.partial(fn, *args, **kwargs), error
+            )
+
+        return retried
+
+    return wrap
 
 
 def _run_sync(schedule: RetrySchedule, rng: random.Random, call: Callable[[], Any]) -> Any:
@@ -165,6 +211,7 @@ def retry(
             around_async=around_async,
             around_sync=around_sync,
             extra={"retry_schedule": schedule},
+            wrap_async=_wrapper(schedule, source),
         )
 
     return decorator
@@ -258,7 +305,13 @@ class Retrier:
         def around_sync(call: Callable[[], Any]) -> Any:
             return _run_sync(schedule, rng, call)
 
-        return decorate(fn, rule="Retrier", around_async=around_async, around_sync=around_sync)
+        return decorate(
+            fn,
+            rule="Retrier",
+            around_async=around_async,
+            around_sync=around_sync,
+            wrap_async=_wrapper(schedule, rng),
+        )
 
     def __repr__(self) -> str:
         return f"<Retrier {self._schedule.policy!r}, max_attempts={self.max_attempts}>"

@@ -195,7 +195,19 @@ class Throttle:
             around_async=self._around,
             around_sync=None,
             extra={"throttle": self},
+            wrap_async=self._wrap,
         )
+
+    def _wrap(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        admit_now = self.admit_now
+        acquire = self.acquire
+
+        async def throttled(*args: Any, **kwargs: Any) -> Any:
+            if not admit_now(trio.current_time()):
+                await acquire()
+            return await fn(*args, **kwargs)
+
+        return throttled
 
     def statistics(self) -> ThrottleStatistics:
         """A snapshot of the window (as of the current trio time, when inside ``trio.run``)."""

@@ -84,9 +84,19 @@ def timeout(
     limit = resolve_timeout(seconds, kind)
 
     async def around(call: Callable[[], Awaitable[Any]]) -> Any:
-        with trio.move_on_after(limit):
+        with trio.CancelScope(deadline=trio.current_time() + limit):
             return await call()
         raise OperationTimeout(limit)
+
+    def wrap(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        # A scope with an absolute deadline (move_on_after's relative one costs two more
+        # deadline changes on entry), around the call itself.
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            with trio.CancelScope(deadline=trio.current_time() + limit):
+                return await fn(*args, **kwargs)
+            raise OperationTimeout(limit)
+
+        return timed
 
     def decorator(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         return decorate(
@@ -95,6 +105,7 @@ def timeout(
             around_async=around,
             around_sync=None,
             extra={"timeout_seconds": limit},
+            wrap_async=wrap,
         )
 
     return decorator
