@@ -360,13 +360,12 @@ class GuardedService:
     def _count_refusal(self, refusal: Refusal, now: float, retry_after: float) -> None:
         # One refusal: counted in the streak going on, or published as the first of a new one.
         self.refused += 1
-        key = math.floor(
-            now / self.refusal_span
-        )  # the metrics' bucket of ``now``, as they count it
+        key = math.floor(now / self.refusal_span)  # the metrics' bucket of ``now``
         if refusal is self._streak and key == self._streak_key:
-            if not self._streak_count:
+            count = self._streak_count
+            if not count:
                 self._streak_since = now
-            self._streak_count += 1
+            self._streak_count = count + 1
             self._streak_at = now
             self._streak_retry_after = retry_after
             return
@@ -399,7 +398,6 @@ class GuardedService:
             seconds = None
         else:
             seconds = DURATION.check("timeout", timeout)
-        deadline = _INF if seconds is None else now + seconds
         if self._fallback is None:
             core = self._core
             if core is not None and core.free_permit is None and self._throttle is None:
@@ -408,7 +406,9 @@ class GuardedService:
                 if retry_after is not None:
                     self._count_refusal(Refusal.CIRCUIT_OPEN, now, retry_after)
                     raise CircuitOpenError.refusing(self.path, retry_after)
+            deadline = _INF if seconds is None else now + seconds
             return await self._attempts(request, now, deadline, seconds)
+        deadline = _INF if seconds is None else now + seconds
         try:
             return await self._attempts(request, now, deadline, seconds)
         except Exception as exc:
