@@ -181,7 +181,9 @@ def inject_faults(
     checked = FaultCore(faults).faults
     for fault in checked:
         if fault.point is not FaultPoint.REQUEST:
-            raise TypeError(f"@inject_faults injects at requests only (got point {fault.point})")
+            raise TypeError(
+                f"@inject_faults injects at requests only (got point {fault.point.value!r})"
+            )
     _check_seed(seed)
 
     def decorator(fn: Callable[P, R]) -> Callable[P, R]:

@@ -37,15 +37,15 @@ _HELD_CLOSED_THRESHOLD: Final = 2**62
 """The failure threshold of a breaker held closed: no run of failures reaches it."""
 
 
-def _patterns(param: str, value: Any) -> tuple[str, ...]:
+def _patterns(param: str, value: Any, what: str = "breaker names or patterns") -> tuple[str, ...]:
     items = (value,) if isinstance(value, str) else value
     try:
         names = tuple(items)
     except TypeError as exc:
-        raise ConfigError(f"`{param}` must be breaker names or patterns (got {value!r})") from exc
+        raise ConfigError(f"`{param}` must be {what} (got {value!r})") from exc
     for name in names:
         if not isinstance(name, str) or not name:
-            raise ConfigError(f"`{param}` must be breaker names or patterns (got {value!r})")
+            raise ConfigError(f"`{param}` must be {what} (got {value!r})")
     return names
 
 
@@ -233,7 +233,7 @@ def testing(
         attempts = int(COUNT.check("max_attempts", max_attempts))
     opened = _patterns("open_breakers", open_breakers)
     closed = _patterns("closed_breakers", closed_breakers)
-    raised = frozenset(_patterns("flags", flags))
+    raised = frozenset(_patterns("flags", flags, "flag names"))
     if flag_set is not None and not isinstance(flag_set, FaultFlags):
         raise ConfigError(f"`flag_set` must be a FaultFlags (got {flag_set!r})")
     target = fault_flags if flag_set is None else flag_set

@@ -14,9 +14,10 @@ Fixtures (the async one needs pytest-trio, e.g. ``trio_mode = true``):
 * ``supervisor_tree``: the running :class:`~supervisor.Tree` of ``supervisor_spec``, publishing
   on ``supervisor_events.bus``, with a random source seeded by ``supervisor_seed`` (0), so fault
   injection and jitter repeat from run to run; stopped in order after the test.
-* ``supervisor_testing``: :func:`supervisor.testing` around the test, with the options of the
-  test's ``@pytest.mark.supervisor_testing(...)`` marker, if any; yields the
-  :class:`~supervisor.TestingMode`.
+* ``supervisor_testing``: :func:`supervisor.testing` around the test; yields the
+  :class:`~supervisor.TestingMode`. A test marked ``@pytest.mark.supervisor_testing(**options)``
+  runs under ``testing(**options)`` whether it asks for the fixture or not, from before its first
+  fixture is set up (so a tree made by a fixture sees it too).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..tree._tree import Tree, run_tree
 from ._recorder import EventRecorder
 
 __all__ = [
+    "pytest_configure",
     "supervisor_events",
     "supervisor_seed",
     "supervisor_spec",
@@ -90,13 +92,38 @@ async def supervisor_tree(
         yield tree
 
 
-@pytest.fixture
-def supervisor_testing(request: pytest.FixtureRequest) -> Iterator[TestingMode]:
-    """:func:`supervisor.testing` around the test, with the marker's options."""
+def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any] | None:
+    markers = list(request.node.iter_markers("supervisor_testing"))
+    if not markers:
+        return None
     options: dict[str, Any] = {}
-    for marker in reversed(list(request.node.iter_markers("supervisor_testing"))):
+    for marker in reversed(markers):  # the closest marker wins
         if marker.args:
             pytest.fail("@pytest.mark.supervisor_testing takes keyword options only", pytrace=False)
         options.update(marker.kwargs)
+    return options
+
+
+@pytest.fixture(autouse=True)
+def _supervisor_testing_marker(request: pytest.FixtureRequest) -> Iterator[TestingMode | None]:
+    """A test marked ``supervisor_testing`` runs under that mode from before its first fixture
+    (so a tree made by a fixture already sees it)."""
+    options = _marker_options(request)
+    if options is None:
+        yield None
+        return
     with testing(**options) as mode:
+        yield mode
+
+
+@pytest.fixture
+def supervisor_testing(
+    _supervisor_testing_marker: TestingMode | None,
+) -> Iterator[TestingMode]:
+    """The testing mode of the test: its marker's, else :func:`supervisor.testing` with the
+    defaults around the test."""
+    if _supervisor_testing_marker is not None:
+        yield _supervisor_testing_marker
+        return
+    with testing() as mode:
         yield mode
