@@ -9,12 +9,12 @@ latencies and errors are drawn from a seeded :class:`random.Random`, all waits `
 
 One caller task per service sends requests at a steady rate while a chaos schedule (placed at
 fractions of ``--duration``, and built on the library's own fault injection: each incident is a
-window of :class:`~supervisor.Fault` s in the services' ``faults``) makes things go wrong: a failure burst in ``db`` (whose crashes also
-restart ``cache``, ``payments`` and ``search``: ``rest_for_one``), a latency spike in ``search``,
-an outage of the ``payments`` backend, a crash loop of the ``auth`` actor (its restarts fail
-twice), and a traffic surge on ``api-gateway``; then calm, so the breakers close again. A newcomer
-sees breakers open and close, fallbacks answer, retries back off, bulkheads refuse, children
-restart and health scores move.
+window of :class:`~supervisor.Fault` s in the services' ``faults``) makes things go wrong: a
+failure burst in ``db`` (whose crashes also restart ``cache``, ``payments`` and ``search``:
+``rest_for_one``), a latency spike in ``search``, an outage of the ``payments`` backend, a crash
+loop of the ``auth`` actor (its restarts fail twice), and a traffic surge on ``api-gateway``; then
+calm, so the breakers close again. A newcomer sees breakers open and close, fallbacks answer,
+retries back off, bulkheads refuse, children restart and health scores move.
 
 The live view is the monitor (:func:`supervisor.monitor`) beside the running tree; on a console
 that is not a terminal, or with ``--plain``, a plain text snapshot is printed every few seconds,

@@ -52,15 +52,15 @@ class FaultInjector:
         rng: the random source itself (instead of ``seed``).
         flags: the flags that gate faults with a ``flag`` (default: the process-wide
             :data:`~supervisor.fault_flags`).
-        origin: the trio time windows are measured from (default: the time of the first decision;
-            see :meth:`set_origin`).
+        origin: the trio time windows are measured from (default: the time of the first decision
+            that needs it; see :meth:`set_origin`).
         listener: called as ``listener(fault, at)`` for every fault that fires.
 
     Raises:
         ConfigError: a bad fault, seed, or both ``seed`` and ``rng``.
     """
 
-    __slots__ = ("_listener", "core", "flags", "origin", "rng")
+    __slots__ = ("_listener", "_timed", "core", "flags", "origin", "rng")
 
     def __init__(
         self,
@@ -85,6 +85,7 @@ class FaultInjector:
         self.origin = origin
         """The trio time windows are measured from (``None`` until the first decision)."""
         self._listener = listener
+        self._timed = self.core.timed(FaultPoint.REQUEST)
 
     def set_origin(self, at: float) -> None:
         """Measure windows from trio time ``at`` from now on."""
@@ -99,17 +100,26 @@ class FaultInjector:
         carries its own source gets the same decision whatever order concurrent requests are
         decided in).
         """
+        core = self.core
+        elapsed = self._elapsed() if core.timed(point) else 0.0
+        decision = core.decide(elapsed, self.flags, self.rng if rng is None else rng, point)
+        if decision is not NO_FAULT:
+            self._report(decision)
+        return decision
+
+    def _elapsed(self) -> float:
         now = trio.current_time()
         origin = self.origin
         if origin is None:
             self.origin = origin = now
-        decision = self.core.decide(
-            now - origin, self.flags, self.rng if rng is None else rng, point=point
-        )
-        if decision is not NO_FAULT and self._listener is not None:
+        return now - origin
+
+    def _report(self, decision: FaultDecision) -> None:
+        listener = self._listener
+        if listener is not None:
+            at = trio.current_time()
             for fault in decision.fired:
-                self._listener(fault, now)
-        return decision
+                listener(fault, at)
 
     async def apply(self, decision: FaultDecision) -> Any:
         """Carry out ``decision`` before the call: sleep its delay, then raise its error.
@@ -133,11 +143,15 @@ class FaultInjector:
     async def run(
         self, call: Callable[[], Awaitable[Any]], *, rng: random.Random | None = None
     ) -> Any:
-        """Run ``call()`` under one decision: its latency first, then its error or result instead
-        of the call, else the call's own outcome."""
-        decision = self.decide(rng=rng)
+        """Run ``call()`` under one request decision (:meth:`decide`): its latency first, then
+        its error or result instead of the call, else the call's own outcome."""
+        core = self.core
+        # decide(), inlined: this is the decorated function's request path.
+        elapsed = self._elapsed() if self._timed else 0.0
+        decision = core.decide(elapsed, self.flags, self.rng if rng is None else rng)
         if decision is NO_FAULT:
             return await call()
+        self._report(decision)
         result = await self.apply(decision)
         if result is NO_RESULT:
             return await call()

@@ -283,6 +283,9 @@ fault_flags: Final = FaultFlags()
 """The process-wide flags, read by every injector not given flags of its own."""
 
 
+_Unpacked = tuple[int, Fault, float, float, "str | None", "int | None", float, "float | None"]
+
+
 def _check_faults(faults: Iterable[Any]) -> tuple[Fault, ...]:
     if isinstance(faults, str | bytes) or not isinstance(faults, Iterable):
         raise ConfigError(f"`faults` must be a sequence of Fault (got {faults!r})")
@@ -307,15 +310,33 @@ class FaultCore:
         ConfigError: ``faults`` is not a sequence of :class:`Fault`.
     """
 
-    __slots__ = ("_by_point", "faults", "fired")
+    __slots__ = ("_by_point", "_timed", "faults", "fired")
 
     def __init__(self, faults: Iterable[Fault]) -> None:
         self.faults = _check_faults(faults)
         """The faults, in order."""
         self.fired = [0] * len(self.faults)
         """How many times each fault fired (same order as :attr:`faults`)."""
-        self._by_point: dict[FaultPoint, tuple[int, ...]] = {
-            point: tuple(i for i, fault in enumerate(self.faults) if fault.point is point)
+        # Per point, each fault's fields unpacked once (the request path reads no attributes).
+        self._by_point: dict[FaultPoint, tuple[_Unpacked, ...]] = {
+            point: tuple(
+                (
+                    index,
+                    fault,
+                    -math.inf if fault.start is None else fault.start,
+                    math.inf if fault.end is None else fault.end,
+                    fault.flag,
+                    fault.limit,
+                    fault.rate,
+                    fault.latency,
+                )
+                for index, fault in enumerate(self.faults)
+                if fault.point is point
+            )
+            for point in FaultPoint
+        }
+        self._timed = {
+            point: any(fault.start is not None or fault.end is not None for fault in self.faults)
             for point in FaultPoint
         }
 
@@ -323,42 +344,44 @@ class FaultCore:
         """Whether any fault is injected at ``point``."""
         return bool(self._by_point[point])
 
+    def timed(self, point: FaultPoint) -> bool:
+        """Whether any fault at ``point`` has a window (else ``elapsed`` is not looked at, and a
+        shell need not read its clock)."""
+        return self._timed[point]
+
     def decide(
         self,
         elapsed: float,
         flags: Container[str],
         rng: random.Random,
-        *,
         point: FaultPoint = FaultPoint.REQUEST,
     ) -> FaultDecision:
         """The decision for one request (or start) ``elapsed`` seconds after the origin; the
         firings are counted."""
         delay = 0.0
         chosen: Fault | None = None
-        fired: list[Fault] = []
-        faults = self.faults
+        fired: list[Fault] | None = None
         counts = self.fired
-        for index in self._by_point[point]:
-            fault = faults[index]
-            if fault.start is not None and elapsed < fault.start:
+        for index, fault, start, end, flag, limit, rate, latency in self._by_point[point]:
+            if elapsed < start or elapsed >= end:
                 continue
-            if fault.end is not None and elapsed >= fault.end:
+            if flag is not None and flag not in flags:
                 continue
-            if fault.flag is not None and fault.flag not in flags:
+            if limit is not None and counts[index] >= limit:
                 continue
-            if fault.limit is not None and counts[index] >= fault.limit:
-                continue
-            rate = fault.rate
             if rate <= 0.0 or (rate < 1.0 and rng.random() >= rate):
                 continue
             counts[index] += 1
-            fired.append(fault)
-            if fault.latency is not None:
-                delay += fault.latency
+            if fired is None:
+                fired = [fault]
+            else:
+                fired.append(fault)
+            if latency is not None:
+                delay += latency
             else:
                 chosen = fault
                 break
-        if not fired:
+        if fired is None:
             return NO_FAULT
         return FaultDecision(delay=delay, fault=chosen, fired=tuple(fired))
 
