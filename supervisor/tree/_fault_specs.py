@@ -42,6 +42,11 @@ class FaultSpec:
     dependency's error would be), injected latency holds a bulkhead slot and runs under the
     request's deadline, a replaced result is the actor's answer. Windows are measured from the
     tree's start. Off unless given: a service without faults runs exactly as before.
+
+    .. note:: An injected error crashes the instance *before* its ``receive`` runs, so an
+       instance that closes what it holds on its own error path does not do so here (and the
+       runtime calls no hook on a crashed instance): let the next instance's ``on_restart`` close
+       what its predecessor left open, as ``examples/chaos_http.py`` does.
     """
 
     inject: tuple[Fault, ...] = attrs.field(converter=_faults)
