@@ -16,8 +16,8 @@ Twice, the script prints what the monitor shows (``supervisor.render`` of a tree
 one-shot form of the live view): once the breaker has opened (the breaker column says ``open``,
 the fallbacks column counts the cache's answers, and the latest events show the injected
 faults beside the crashes), and at the end (closed again). It waits for those moments with the
-test kit's ``wait_for_breaker`` and its event recorder. It runs on the real clock for about 2.5 seconds and talks only to
-``127.0.0.1``.
+test kit's ``wait_for_breaker`` and its event recorder. It runs on the real clock for about 2.5
+seconds and talks only to ``127.0.0.1``.
 
 Run it with ``python examples/chaos_http.py`` (needs ``httpx``).
 """
@@ -31,11 +31,11 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
 import attrs
+import http_service  # the sibling example: its server, its service actor, its tree
 import httpx
 import trio
 from rich.console import Console
 
-import http_service  # the sibling example: its server, its service actor, its tree
 from supervisor import (
     CircuitOpenError,
     CircuitState,
