@@ -173,6 +173,8 @@ class OpenTelemetryExporter:
         self.metrics = metrics
         self.spans = spans
         self._trace = otel_trace
+        self._internal = otel_trace.SpanKind.INTERNAL
+        self._in_context = otel_trace.set_span_in_context
         self._tree: ExportedTree | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._last: SystemSnapshot | None = None
@@ -390,12 +392,9 @@ class OpenTelemetryExporter:
         if deadline != math.inf:
             attributes[DEADLINE] = deadline
             attributes[TIMEOUT] = max(0.0, deadline - trio.current_time())
-        trace = self._trace
-        span = tracer.start_span(
-            f"call {path}", kind=trace.SpanKind.INTERNAL, attributes=attributes
-        )
+        span = tracer.start_span(f"call {path}", kind=self._internal, attributes=attributes)
         state = _Call(span, path)
-        attached = self._context.attach(trace.set_span_in_context(span))
+        attached = self._context.attach(self._in_context(span))
         current = _CURRENT.set(state)
         outcome = "cancelled"
         try:
@@ -404,6 +403,7 @@ class OpenTelemetryExporter:
             outcome = "refused" if state.refused is not None else "failed"
             span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
             span.record_exception(exc)
+            trace = self._trace
             span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__qualname__))
             raise
         else:
@@ -412,8 +412,7 @@ class OpenTelemetryExporter:
         finally:
             _CURRENT.reset(current)
             self._context.detach(attached)
-            span.set_attribute(OUTCOME, outcome)
-            span.set_attribute(ATTEMPTS, state.attempts)
+            span.set_attributes({OUTCOME: outcome, ATTEMPTS: state.attempts})
             span.end()
             self._spans += 1
 
