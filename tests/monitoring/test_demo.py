@@ -202,6 +202,7 @@ def test_command_line_demo() -> None:
 
 def test_the_compact_summary_names_services_that_did_not_end_well() -> None:
     """The 80-column caption lists each service not running with a closed breaker at the end."""
+
     def row(name: str, state: str, breaker: str) -> ServiceSummary:
         return ServiceSummary(
             path=f"app/backend/{name}",
