@@ -61,7 +61,7 @@ async def _pair(
 
             return loop
 
-        on_us, off_us = await paired_async(calls(traced), calls(plain), ops=ops)
+        on_us, off_us = await paired_async(calls(traced), calls(plain), ops=ops, rounds=15)
         exporter.detach()
     if kind == "sdk":
         tracers.shutdown()
