@@ -210,8 +210,9 @@ class OpenTelemetryExporter:
         """Export ``tree`` from now on. Call it from a task of the tree's trio run.
 
         Raises:
-            RuntimeError: this exporter is already attached, or another tracer wraps the calls
-                of ``tree.events`` (one per bus).
+            RuntimeError: this exporter is already attached; another tracer wraps the calls of
+                ``tree.events`` (one per bus); the tree runs without metrics (with
+                ``metrics=True``); or no trio run is active.
         """
         if self._tree is not None:
             raise RuntimeError(f"{self!r} is already attached")
