@@ -277,3 +277,19 @@ async def test_the_in_process_monitor_watches_one_service(
     text = out.getvalue()
     assert "Watching db" in text
     assert "breaker closed -> open (failure_threshold)" in text.split("Breaker transitions")[-1]
+
+
+@pytest.mark.parametrize("width", [40, 60, 79, 80, 99, 100, 119, 120, 140, 200])
+def test_no_line_of_the_new_views_is_wider_than_the_terminal(width: int) -> None:
+    """The folded view and the watch view fit every width; narrow sparklines show the latest
+    seconds."""
+    snapshot, history = watched()
+    for view in (
+        render(outage(), width=width, height=24, legend=True),
+        render_watch(snapshot, history, width=width, height=24),
+    ):
+        text = capture(view, width)
+        assert max(len(line.rstrip()) for line in text.splitlines()) <= width
+    spark = capture(render_watch(snapshot, history, width=width), width).splitlines()[2]
+    assert spark.startswith("calls/s ")
+    assert len(spark.split()[1]) == min(WINDOW, width - 17 - (13 if width >= 100 else 0))
