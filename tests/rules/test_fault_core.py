@@ -220,3 +220,4 @@ class FaultCoreMachine(RuleBasedStateMachine):
 
 
 TestFaultCoreMachine = FaultCoreMachine.TestCase
+TestFaultCoreMachine.settings = settings(max_examples=25, stateful_step_count=30, deadline=None)

@@ -32,6 +32,12 @@ def _failing(times: int) -> tuple[list[float], object]:
     return seen, flaky
 
 
+def test_testing_is_the_function() -> None:
+    """``supervisor.testing`` is the context manager itself, shadowed by no sub-package."""
+    assert callable(supervisor.testing)
+    assert supervisor.testing is _testing.testing
+
+
 async def test_retries_do_not_wait(autojump_clock: trio.testing.MockClock) -> None:
     """Under testing mode a retry sleeps 0 instead of its backoff, and still retries."""
     seen, flaky = _failing(2)

@@ -68,6 +68,18 @@ def test_loaded_through_a_conftest(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3)
 
 
+def test_loaded_twice_registers_once(pytester: pytest.Pytester) -> None:
+    """Named both with ``-p`` and in a conftest (as an installed entry point of the same name
+    and a conftest would), the plugin is registered once."""
+    pytester.makeini(INI)
+    pytester.makeconftest(f"pytest_plugins = [{PLUGIN!r}]\n")
+    pytester.makepyfile(
+        test_once="def test_recorder(supervisor_events):\n    assert not supervisor_events.events\n"
+    )
+    result = pytester.runpytest("-p", PLUGIN)
+    result.assert_outcomes(passed=1)
+
+
 def test_a_missing_spec_fails_clearly(pytester: pytest.Pytester) -> None:
     """Without a ``supervisor_spec`` fixture, a test using the tree fails saying what to do."""
     pytester.makeini(INI)
