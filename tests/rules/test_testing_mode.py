@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+import actors
 import supervisor
 from supervisor import (
     CircuitBreaker,
@@ -13,11 +14,24 @@ from supervisor import (
     CircuitState,
     ConfigError,
     ExponentialBackoff,
+    Fault,
+    FaultSpec,
     Retrier,
+    RetrySpec,
+    ServiceSpec,
+    SupervisorSpec,
     fault_flags,
     retry,
+    run_tree,
 )
 from supervisor.guards import _testing
+
+
+class Echo(actors.Actor[object]):
+    """Answers what it is asked."""
+
+    async def receive(self, message: object) -> object:
+        return message
 
 
 def _failing(times: int) -> tuple[list[float], object]:
@@ -212,3 +226,27 @@ def test_bad_options_are_refused(options: dict[str, object], message: str) -> No
     with pytest.raises(ConfigError, match=message), supervisor.testing(**options):  # type: ignore[arg-type]
         pass
     assert _testing.current_mode() is None
+
+
+async def test_a_guarded_services_retries_do_not_wait(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The retries of a tree's guarded service follow the testing mode too."""
+    spec = SupervisorSpec(
+        name="app",
+        max_restarts=10,
+        children=[
+            ServiceSpec(
+                name="db",
+                factory=Echo,
+                retry=RetrySpec(max_attempts=4, initial_delay=10.0, jitter=False),
+                faults=FaultSpec(inject=[Fault(error=OSError, limit=2)]),
+            )
+        ],
+    )
+    async with run_tree(spec) as tree:
+        with supervisor.testing():
+            start = trio.current_time()
+            assert await tree.service("db").call("x") == "x"
+            assert trio.current_time() == start
+            assert tree.service("db").statistics().retries == 2
