@@ -37,6 +37,7 @@ from ..rules._breaker import (
     Permit,
     Refusal,
 )
+from . import _testing
 from ._decorate import decorate, is_async_callable, qualname_of
 
 P = ParamSpec("P")
@@ -150,6 +151,7 @@ class CircuitBreaker:
         self._clock = _outside_trio_clock if clock is None else clock
         self._listeners: Listeners[CircuitStateChange] = Listeners()
         self._entries: dict[object, list[Permit]] = {}
+        _testing.track(self)  # findable by name for supervisor.testing(open_breakers=...)
 
     # -- settings and inspection --------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from ..rules._retry import (
     RetryPolicy,
     RetrySchedule,
 )
+from . import _testing
 from ._decorate import decorate
 
 P = ParamSpec("P")
@@ -52,7 +53,8 @@ async def _run_async(
         try:
             return await call()
         except Exception as exc:
-            delay = schedule.next_delay(
+            delay = _testing.next_delay(
+                schedule,
                 attempt,
                 exc,
                 rng=rng,
@@ -74,7 +76,8 @@ async def _retry_after_first(
     # themselves, with no partial and no frame of their own).
     attempt = 1
     while True:
-        delay = schedule.next_delay(
+        delay = _testing.next_delay(
+            schedule,
             attempt,
             error,
             rng=rng,
@@ -121,7 +124,7 @@ def _run_sync(schedule: RetrySchedule, rng: random.Random, call: Callable[[], An
                 now, deadline = trio.current_time(), trio.current_effective_deadline()
             else:
                 now, deadline = 0.0, math.inf
-            delay = schedule.next_delay(attempt, exc, rng=rng, deadline=deadline, now=now)
+            delay = _testing.next_delay(schedule, attempt, exc, rng=rng, deadline=deadline, now=now)
             if delay is None:
                 raise
             if in_trio and delay > 0:

@@ -54,6 +54,7 @@ from actors import ActorStopped
 
 from .._config import DURATION, UNSET, Unset
 from .._errors import BulkheadFullError, CircuitOpenError, OperationTimeout, RateLimitExceeded
+from ..guards import _testing
 from ..guards._breaker import CircuitBreaker
 from ..guards._throttle import OnLimit, Throttle
 from ..observe._events import (
@@ -69,6 +70,7 @@ from ..rules._breaker import Refusal as BreakerRefusal
 from ..rules._bulkhead import BulkheadCore
 from ..rules._cache import MISS, TtlLruCache
 from ..rules._retry import RetrySchedule
+from ._faulty import service_injector
 from ._service_ref import ServiceRef
 from ._specs import FallbackSpec, ServiceSpec
 
@@ -146,6 +148,7 @@ class GuardedService:
         "completed",
         "failed",
         "fallbacks",
+        "faults",
         "handle",
         "path",
         "refusal_span",
@@ -229,6 +232,8 @@ class GuardedService:
         self._streak_since = 0.0
         self._streak_at = 0.0
         self._streak_retry_after = 0.0
+        self.faults = service_injector(spec.faults, path=path, bus=bus, rng=self._rng)
+        """The injector of the spec's faults (``None`` without faults)."""
         self.handle = ServiceRef(self)
         """The public handle users call."""
 
@@ -398,7 +403,8 @@ class GuardedService:
             seconds = None
         else:
             seconds = DURATION.check("timeout", timeout)
-        if self._fallback is None:
+        tracer = self._bus.call_tracer  # None unless an exporter traces calls: one check
+        if tracer is None and self._fallback is None:
             core = self._core
             if core is not None and core.free_permit is None and self._throttle is None:
                 # The fast refusal of an open breaker: nothing else is looked at.
@@ -406,9 +412,22 @@ class GuardedService:
                 if retry_after is not None:
                     self._count_refusal(Refusal.CIRCUIT_OPEN, now, retry_after)
                     raise CircuitOpenError.refusing(self.path, retry_after)
-            deadline = _INF if seconds is None else now + seconds
-            return await self._attempts(request, now, deadline, seconds)
+            return await self._attempts(
+                request, now, _INF if seconds is None else now + seconds, seconds
+            )
         deadline = _INF if seconds is None else now + seconds
+        if tracer is not None:
+            return await tracer.trace(
+                self.path, deadline, self._answer, request, now, deadline, seconds
+            )
+        return await self._answer(request, now, deadline, seconds)
+
+    async def _answer(
+        self, request: Any, now: float, deadline: float, seconds: float | None
+    ) -> Any:
+        # Steps 2-7, within ``deadline``.
+        if self._fallback is None:
+            return await self._attempts(request, now, deadline, seconds)
         try:
             return await self._attempts(request, now, deadline, seconds)
         except Exception as exc:
@@ -571,7 +590,9 @@ class GuardedService:
             delay = (
                 None
                 if schedule is None
-                else schedule.next_delay(attempt, error, rng=self._rng, deadline=deadline, now=now)
+                else _testing.next_delay(
+                    schedule, attempt, error, rng=self._rng, deadline=deadline, now=now
+                )
             )
             if delay is None:
                 self.failed += 1
