@@ -31,9 +31,10 @@ class EventRow:
 
 
 def collapse(events: Iterable[EventSnapshot]) -> tuple[EventRow, ...]:
-    """``events`` (oldest first) as rows, one per ``(kind, path)``: the count, the last time and
-    the last detail of its events, whatever came between them; rows are ordered by their last
-    event, oldest first (so a row moves down when its kind happens again)."""
+    """``events`` (oldest first) as rows, one per ``(kind, path)``: the count (of occurrences: an
+    event that stands for several, a refusal streak's, counts them all), the last time and the
+    last detail of its events, whatever came between them; rows are ordered by their last event,
+    oldest first (so a row moves down when its kind happens again)."""
     rows: dict[tuple[str, str], EventRow] = {}
     for event in events:
         key = (event.kind, event.path)
@@ -43,7 +44,7 @@ def collapse(events: Iterable[EventSnapshot]) -> tuple[EventRow, ...]:
             path=event.path,
             at=event.at,
             detail=event.detail,
-            count=1 if row is None else row.count + 1,
+            count=event.count if row is None else row.count + event.count,
             first_at=event.at if row is None else row.first_at,
         )
     return tuple(rows.values())

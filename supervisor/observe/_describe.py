@@ -59,9 +59,8 @@ def _request_detail(
         error = type(event.error).__name__
         return f"attempt {event.attempt} failed ({error}); retry in {event.delay:.3g}s"
     if isinstance(event, RequestRefused):
+        # A streak's refusals say how many in the snapshot's ``count`` (the rows show it).
         text = f"refused: {event.refusal.value}"
-        if event.count > 1:
-            text = f"refused {event.count} times: {event.refusal.value}"
         return f"{text}, retry after {event.retry_after:.3g}s" if event.retry_after else text
     return ""
 
@@ -107,9 +106,11 @@ def describe_event(event: object, *, at: float = 0.0) -> EventSnapshot:
     detail = _detail(event)
     if len(detail) > _DETAIL_LIMIT:
         detail = detail[: _DETAIL_LIMIT - 3] + "..."
+    count = getattr(event, "count", 1) if isinstance(event, RequestRefused) else 1
     return EventSnapshot(
         at=float(when) if isinstance(when, int | float) else at,
         kind=type(event).__name__,
         path=where,
         detail=detail,
+        count=count,
     )

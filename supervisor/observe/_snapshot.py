@@ -129,6 +129,9 @@ class EventSnapshot:
     """Where it happened."""
     detail: str = ""
     """A short human-readable description."""
+    count: int = 1
+    """How many occurrences it stands for (a refusal streak's ``RequestRefused`` counts its
+    refusals, see docs/monitoring.md; every other event is one)."""
 
 
 @attrs.frozen(kw_only=True)

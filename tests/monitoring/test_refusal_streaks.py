@@ -11,6 +11,7 @@ import trio.testing
 
 import actors
 from supervisor import CircuitOpenError
+from supervisor.console._collapse import collapse
 from supervisor.observe._events import Refusal, RequestCompleted, RequestRefused
 from supervisor.observe._metrics import Metrics
 from supervisor.tree._specs import BreakerSpec, ServiceSpec, SupervisorSpec
@@ -74,6 +75,11 @@ async def test_a_streak_is_its_first_refusal_then_one_event_with_the_count(
         (service,) = snapshot.services
         assert dict(service.refusals) == {"circuit_open": 7}
         assert service.calls_per_second == pytest.approx(7 / 10)
+        # The event view's collapsed row counts refusals, not events: 7, from 2 events.
+        kept = [e for e in snapshot.events if e.kind == "RequestRefused"]
+        assert [e.count for e in kept] == [1, 6]
+        (row,) = [r for r in collapse(snapshot.events) if r.kind == "RequestRefused"]
+        assert (row.count, row.detail) == (7, "refused: circuit_open, retry after infs")
         assert db.statistics().refused == 7
 
 
