@@ -131,9 +131,8 @@ class Throttle:
         self._check_run()
         if self._waiters:
             return False
-        core = self._core
-        # Room first (counts nothing), so that a call sent on to acquire() is refused only once.
-        return core.next_admission(now) <= now and core.try_admit(now) == 0.0
+        # Counts nothing when there is no room, so a call sent on to acquire() is refused once.
+        return self._core.admit_if_room(now)
 
     async def acquire(self) -> None:
         """Wait until a call may start now (or refuse it), and count it as started.

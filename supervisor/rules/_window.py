@@ -68,6 +68,18 @@ class SlidingWindowCore:
         self.refused += 1
         return starts[0] + self.period - now
 
+    def admit_if_room(self, now: float) -> bool:
+        """Admit a call starting at ``now`` if the window has room; ``False`` records nothing
+        (not even a refusal: the caller goes on to wait or to :meth:`try_admit`)."""
+        starts = self._starts
+        if starts and starts[0] + self.period <= now:
+            self._expire(now)
+        if len(starts) < self.max_calls:
+            starts.append(now)
+            self.admitted += 1
+            return True
+        return False
+
     def reset(self) -> None:
         """Forget every admission (the window becomes empty)."""
         self._starts.clear()

@@ -286,3 +286,16 @@ async def test_composes_with_bulkhead(autojump_clock: trio.testing.MockClock) ->
 
 async def _append(fn: object, i: int, results: list[int]) -> None:
     results.append(await fn(i))  # type: ignore[operator]
+
+
+def test_admit_if_room_admits_like_try_admit_and_records_nothing_when_full() -> None:
+    """The fast admission: the same half-open window as try_admit, no refusal counted."""
+    core = SlidingWindowCore(2, 10.0)
+    assert core.admit_if_room(0.0)
+    assert core.admit_if_room(5.0)
+    assert not core.admit_if_room(9.99)
+    assert (core.admitted, core.refused) == (2, 0)
+    assert core.admit_if_room(10.0)  # the start at 0.0 is out from exactly `period` later
+    assert core.in_window(10.0) == 2
+    assert core.try_admit(14.0) == 1.0  # the start at 5.0 leaves at 15.0
+    assert (core.admitted, core.refused) == (3, 1)
