@@ -11,7 +11,7 @@ from rich.console import Console
 
 import actors
 import supervisor
-from supervisor._specs import (
+from supervisor.tree._specs import (
     BreakerSpec,
     BulkheadSpec,
     FallbackSpec,
@@ -20,7 +20,7 @@ from supervisor._specs import (
     SupervisorSpec,
     ThrottleSpec,
 )
-from supervisor._tree import run_tree
+from supervisor.tree._tree import run_tree
 
 from ._baselines import RawServer
 from ._harness import Figure, Report, paired_async

@@ -5,18 +5,18 @@ driven by any event loop, a simulation, or a test with explicit times. The decor
 guarded services of a supervision tree drive these same objects.
 """
 
-from ._breaker import BreakerCore as BreakerCore
-from ._breaker import Permit as Permit
-from ._breaker import Refusal as Refusal
-from ._bulkhead import Admission as Admission
-from ._bulkhead import BulkheadCore as BulkheadCore
-from ._fallback import TtlLruCache as TtlLruCache
-from ._health import HealthWindow as HealthWindow
-from ._intensity import RestartIntensity as RestartIntensity
-from ._metrics import ServiceMetrics as ServiceMetrics
-from ._retry import RetrySchedule as RetrySchedule
-from ._throttle import SlidingWindowCore as SlidingWindowCore
-from ._timeout import BudgetCore as BudgetCore
+from .observe._aggregates import ServiceMetrics as ServiceMetrics
+from .rules._breaker import BreakerCore as BreakerCore
+from .rules._breaker import Permit as Permit
+from .rules._breaker import Refusal as Refusal
+from .rules._budget import BudgetCore as BudgetCore
+from .rules._bulkhead import Admission as Admission
+from .rules._bulkhead import BulkheadCore as BulkheadCore
+from .rules._cache import TtlLruCache as TtlLruCache
+from .rules._health import HealthWindow as HealthWindow
+from .rules._intensity import RestartIntensity as RestartIntensity
+from .rules._retry import RetrySchedule as RetrySchedule
+from .rules._window import SlidingWindowCore as SlidingWindowCore
 
 __all__ = [
     "Admission",

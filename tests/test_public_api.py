@@ -54,8 +54,9 @@ def test_public_names_are_documented(package: types.ModuleType) -> None:
 
 @pytest.mark.parametrize("package", [actors, supervisor])
 def test_private_modules_import_cleanly(package: types.ModuleType) -> None:
-    """Every module of the package imports on its own (no import cycles hidden by __init__)."""
-    for info in pkgutil.iter_modules(package.__path__, prefix=f"{package.__name__}."):
+    """Every module of the package, in every sub-package, imports on its own (no import cycles
+    hidden by __init__)."""
+    for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
         importlib.import_module(info.name)
 
 

@@ -18,7 +18,7 @@ import trio.testing
 from rich.console import Console
 
 from supervisor import ConfigError
-from supervisor._attach import (
+from supervisor.console._attach import (
     AddressError,
     AttachError,
     AttachTimeout,
@@ -28,8 +28,9 @@ from supervisor._attach import (
     parse_address,
     serve_snapshots,
 )
-from supervisor._monitor import FeedState, Monitor
-from supervisor._snapshot import NodeSnapshot, SystemSnapshot, snapshot_from_json
+from supervisor.console._feed import FeedState
+from supervisor.console._monitor import Monitor
+from supervisor.observe._snapshot import NodeSnapshot, SystemSnapshot, snapshot_from_json
 
 SAMPLE = snapshot_from_json((Path(__file__).parent / "expected" / "sample.json").read_text())
 

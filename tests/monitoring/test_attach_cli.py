@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import supervisor
-from supervisor.__main__ import main
-from supervisor._snapshot import snapshot_from_json
+from supervisor.app._cli import main
+from supervisor.observe._snapshot import snapshot_from_json
 
 EXPECTED = Path(__file__).parent / "expected"
 ROOT = Path(supervisor.__file__).resolve().parent.parent
@@ -26,8 +26,8 @@ ROOT = Path(supervisor.__file__).resolve().parent.parent
 SERVER = """
 import sys
 import trio
-from supervisor._attach import serve_snapshots
-from supervisor._snapshot import snapshot_from_json
+from supervisor.console._attach import serve_snapshots
+from supervisor.observe._snapshot import snapshot_from_json
 
 snapshot = snapshot_from_json(open(sys.argv[2]).read())
 
@@ -234,16 +234,16 @@ def test_bad_options_exit_2(
 
 
 def test_demo_passes_the_rest_of_argv_through(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`demo ARGS...` imports supervisor._demo only then and hands it ARGS unparsed."""
+    """`demo ARGS...` imports supervisor.app._demo only then and hands it ARGS unparsed."""
     seen: list[list[str]] = []
 
     def fake_main(argv: list[str]) -> int:
         seen.append(argv)
         return 7
 
-    fake = types.ModuleType("supervisor._demo")
+    fake = types.ModuleType("supervisor.app._demo")
     fake.main = fake_main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "supervisor._demo", fake)
+    monkeypatch.setitem(sys.modules, "supervisor.app._demo", fake)
     assert main(["demo", "--speed", "3", "monitor"]) == 7
     assert seen == [["--speed", "3", "monitor"]]
 
@@ -252,7 +252,7 @@ def test_demo_missing_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without a demo module, `demo` says so on stderr and exits 2."""
-    monkeypatch.setitem(sys.modules, "supervisor._demo", None)
+    monkeypatch.setitem(sys.modules, "supervisor.app._demo", None)
     assert main(["demo"]) == 2
     assert capsys.readouterr().err == (
         "python -m supervisor demo: the demo is not available in this build\n"

@@ -16,7 +16,8 @@ import trio
 import trio.testing
 from rich.console import Console
 
-from supervisor._demo import DemoSummary, main, run_demo
+from supervisor.app._demo import main, run_demo
+from supervisor.app._demo_summary import DemoSummary
 
 SERVICES = ("api-gateway", "auth", "db", "cache", "payments", "search")
 COLUMNS = ("calls", "ok", "failed", "refused", "fallbacks", "retries", "restarts", "opens")

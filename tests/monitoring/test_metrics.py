@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from supervisor import CircuitState, CircuitStateChange, ConfigError
-from supervisor._breaker import ChangeReason
-from supervisor._bus import EventBus
-from supervisor._events import (
+from supervisor.observe._aggregates import ServiceMetrics
+from supervisor.observe._bus import EventBus
+from supervisor.observe._describe import describe_event
+from supervisor.observe._events import (
     ChildCrashed,
     ChildParked,
     ChildRestarted,
@@ -25,7 +26,9 @@ from supervisor._events import (
     RequestRefused,
     RetryScheduled,
 )
-from supervisor._metrics import EventLogger, Metrics, ServiceMetrics, describe_event
+from supervisor.observe._logging import EventLogger
+from supervisor.observe._metrics import Metrics
+from supervisor.rules._breaker import ChangeReason
 
 PATH = "app/db"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from supervisor._monitor import Feed, FeedState
-from supervisor._snapshot import NodeSnapshot, SystemSnapshot
+from supervisor.console._feed import Feed, FeedState
+from supervisor.observe._snapshot import NodeSnapshot, SystemSnapshot
 
 
 def snap(at: float) -> SystemSnapshot:

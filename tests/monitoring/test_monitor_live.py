@@ -11,8 +11,9 @@ import trio.testing
 from rich.console import Console
 
 from supervisor import ConfigError
-from supervisor._monitor import FeedState, Monitor, monitor
-from supervisor._snapshot import NodeSnapshot, SystemSnapshot
+from supervisor.console._feed import FeedState
+from supervisor.console._monitor import Monitor, monitor
+from supervisor.observe._snapshot import NodeSnapshot, SystemSnapshot
 
 
 def snap(at: float, name: str = "app") -> SystemSnapshot:

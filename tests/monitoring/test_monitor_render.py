@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from supervisor import ConfigError
-from supervisor._monitor import render
-from supervisor._snapshot import (
+from supervisor.console._render import render
+from supervisor.observe._snapshot import (
     NodeSnapshot,
     SystemSnapshot,
     snapshot_from_json,

@@ -14,10 +14,11 @@ import trio.testing
 from rich.console import Console
 
 import actors
-from supervisor._attach import fetch_snapshot, serve_snapshots
-from supervisor._monitor import FeedState, monitor
-from supervisor._specs import BreakerSpec, ChildSpec, ServiceSpec, SupervisorSpec
-from supervisor._tree import run_tree
+from supervisor.console._attach import fetch_snapshot, serve_snapshots
+from supervisor.console._feed import FeedState
+from supervisor.console._monitor import monitor
+from supervisor.tree._specs import BreakerSpec, ChildSpec, ServiceSpec, SupervisorSpec
+from supervisor.tree._tree import run_tree
 
 
 class Backend(actors.Actor[Any]):

@@ -10,19 +10,20 @@ import trio
 import trio.testing
 
 import actors
-from supervisor._health import HealthChange
-from supervisor._metrics import Metrics, PrometheusCollector, prometheus_text
-from supervisor._snapshot import snapshot_from_json, snapshot_to_json
-from supervisor._specs import (
+from supervisor.observe._metrics import Metrics
+from supervisor.observe._prometheus import PrometheusCollector, prometheus_text
+from supervisor.observe._snapshot import snapshot_from_json, snapshot_to_json
+from supervisor.rules._health import HealthChange
+from supervisor.tree._loading import load_tree
+from supervisor.tree._specs import (
     BreakerSpec,
     BulkheadSpec,
     ChildSpec,
     RetrySpec,
     ServiceSpec,
     SupervisorSpec,
-    load_tree,
 )
-from supervisor._tree import run_tree
+from supervisor.tree._tree import run_tree
 
 try:
     import prometheus_client

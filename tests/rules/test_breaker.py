@@ -19,7 +19,7 @@ from supervisor import (
     ConfigError,
     circuit_breaker,
 )
-from supervisor._breaker import ChangeReason, CircuitBreakerStatistics
+from supervisor.rules._breaker import ChangeReason, CircuitBreakerStatistics
 
 
 class Boom(Exception):

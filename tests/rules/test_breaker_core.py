@@ -15,7 +15,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from supervisor._breaker import (
+from supervisor.rules._breaker import (
     BreakerCore,
     ChangeReason,
     CircuitState,

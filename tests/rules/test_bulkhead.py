@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from supervisor import Bulkhead, BulkheadFullError, ConfigError, bulkhead
-from supervisor._bulkhead import Admission, BulkheadCore
+from supervisor.rules._bulkhead import Admission, BulkheadCore
 
 
 class BulkheadMachine(RuleBasedStateMachine):

@@ -18,7 +18,7 @@ from supervisor import (
     fallback,
     retry,
 )
-from supervisor._fallback import MISS, TtlLruCache
+from supervisor.rules._cache import MISS, TtlLruCache
 
 
 class CacheMachine(RuleBasedStateMachine):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from supervisor import ConfigError, HealthTracker, ServiceStatus
-from supervisor._health import HealthChange, HealthWindow
+from supervisor.rules._health import HealthChange, HealthWindow
 
 
 class HealthWindowMachine(RuleBasedStateMachine):

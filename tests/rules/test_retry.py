@@ -461,7 +461,7 @@ def test_plain_function_outside_trio_sleeps_with_time_sleep(
 ) -> None:
     """Outside trio a plain function is retried with time.sleep between attempts."""
     slept: list[float] = []
-    monkeypatch.setattr("supervisor._retry.time.sleep", slept.append)
+    monkeypatch.setattr("supervisor.guards._retry.time.sleep", slept.append)
     calls = 0
 
     @retry(4, initial_delay=0.5, jitter=False)
@@ -480,7 +480,7 @@ async def test_plain_function_inside_trio_does_not_block(
     autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Inside trio a plain function retries only with zero delays; else it re-raises with a note."""
-    monkeypatch.setattr("supervisor._retry.time.sleep", pytest.fail)
+    monkeypatch.setattr("supervisor.guards._retry.time.sleep", pytest.fail)
     calls = 0
 
     def flaky() -> str:

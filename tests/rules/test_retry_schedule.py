@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from supervisor import ExponentialBackoff, LinearBackoff, RateLimitExceeded
-from supervisor._retry import RetrySchedule
+from supervisor.rules._retry import RetrySchedule
 
 
 class Boom(Exception):

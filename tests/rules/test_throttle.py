@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from supervisor import ConfigError, RateLimitExceeded, bulkhead, throttle
-from supervisor._throttle import SlidingWindowCore, Throttle
+from supervisor.guards._throttle import Throttle
+from supervisor.rules._window import SlidingWindowCore
 
 
 class SlidingWindowMachine(RuleBasedStateMachine):

@@ -7,7 +7,8 @@ import trio
 import trio.testing
 
 from supervisor import ConfigError, OperationTimeout, TimeoutBudget, timeout
-from supervisor._timeout import BudgetCore, TimeoutKind
+from supervisor.guards._timeout import TimeoutKind
+from supervisor.rules._budget import BudgetCore
 
 KIND_VARS = ("DEFAULT_OPERATION_TIMEOUT", "DEFAULT_API_TIMEOUT", "DEFAULT_QUERY_TIMEOUT")
 

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from supervisor._bus import EventBus, SubscriberFailed, Subscription
+from supervisor.observe._bus import EventBus, SubscriberFailed, Subscription
 
 E = TypeVar("E")
 

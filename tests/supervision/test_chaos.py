@@ -42,9 +42,8 @@ from hypothesis import strategies as st
 
 import actors
 from supervisor import BulkheadFullError, CircuitOpenError
-from supervisor._breaker import CircuitState, CircuitStateChange
-from supervisor._bus import EventBus, SubscriberFailed
-from supervisor._events import (
+from supervisor.observe._bus import EventBus, SubscriberFailed
+from supervisor.observe._events import (
     ChildCrashed,
     ChildParked,
     ChildRestarted,
@@ -56,7 +55,9 @@ from supervisor._events import (
     RetryScheduled,
     TreeEvent,
 )
-from supervisor._specs import (
+from supervisor.rules._breaker import CircuitState, CircuitStateChange
+from supervisor.tree._children import SupervisorGaveUp
+from supervisor.tree._specs import (
     BreakerSpec,
     BulkheadSpec,
     FallbackSpec,
@@ -66,7 +67,7 @@ from supervisor._specs import (
     Strategy,
     SupervisorSpec,
 )
-from supervisor._tree import SupervisorGaveUp, Tree, run_tree
+from supervisor.tree._tree import Tree, run_tree
 
 HANG: Final = 6.0
 """How long a hanging handler sleeps: past every timeout drawn below."""

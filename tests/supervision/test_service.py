@@ -22,8 +22,8 @@ from supervisor import (
     OperationTimeout,
     RateLimitExceeded,
 )
-from supervisor._bus import EventBus
-from supervisor._events import (
+from supervisor.observe._bus import EventBus
+from supervisor.observe._events import (
     FallbackUsed,
     Refusal,
     RequestCompleted,
@@ -31,8 +31,8 @@ from supervisor._events import (
     RequestRefused,
     RetryScheduled,
 )
-from supervisor._service import GuardedService, ServiceStatistics
-from supervisor._specs import (
+from supervisor.tree._service import GuardedService, ServiceStatistics
+from supervisor.tree._specs import (
     BreakerSpec,
     BulkheadSpec,
     FallbackSpec,

@@ -18,10 +18,10 @@ from supervisor import (
     OperationTimeout,
     RateLimitExceeded,
 )
-from supervisor._bus import EventBus
-from supervisor._events import FallbackUsed, RequestCompleted, RequestFailed, RequestRefused
-from supervisor._service import GuardedService
-from supervisor._specs import (
+from supervisor.observe._bus import EventBus
+from supervisor.observe._events import FallbackUsed, RequestCompleted, RequestFailed, RequestRefused
+from supervisor.tree._service import GuardedService
+from supervisor.tree._specs import (
     BreakerSpec,
     BulkheadSpec,
     FallbackSpec,

@@ -17,15 +17,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from supervisor._errors import ConfigError
-from supervisor._specs import (
+from supervisor.tree._loading import load_tree, load_tree_file
+from supervisor.tree._specs import (
     INFINITY,
     ChildSpec,
     Restart,
     RestartBackoff,
     Strategy,
     SupervisorSpec,
-    load_tree,
-    load_tree_file,
 )
 
 F = "collections:OrderedDict"

@@ -9,9 +9,10 @@ from test_tree_support import Boom, Log, Recorder, child, sup
 
 import actors
 from supervisor._errors import ConfigError
-from supervisor._events import ChildStarted, ChildStopped
-from supervisor._specs import Restart
-from supervisor._tree import ChildInfo, ChildState, run_tree
+from supervisor.observe._events import ChildStarted, ChildStopped
+from supervisor.tree._children import ChildInfo, ChildState
+from supervisor.tree._specs import Restart
+from supervisor.tree._tree import run_tree
 
 
 async def test_which_children_describes_every_child_in_start_order(

@@ -10,9 +10,10 @@ import trio.testing
 from test_tree_support import Boom, Log, Recorder, child, sup
 
 import actors
-from supervisor._events import ChildCrashed, ChildRestarted, IntensityExceeded
-from supervisor._specs import RestartBackoff, Strategy
-from supervisor._tree import SupervisorGaveUp, Tree, run_tree
+from supervisor.observe._events import ChildCrashed, ChildRestarted, IntensityExceeded
+from supervisor.tree._children import SupervisorGaveUp
+from supervisor.tree._specs import RestartBackoff, Strategy
+from supervisor.tree._tree import Tree, run_tree
 
 needs_suspend = pytest.mark.skipif(
     not hasattr(actors.ActorSystem, "suspend"),

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_tree_support import Log, Recorder, child, sup
 
-from supervisor._events import ChildCrashed, ChildRestarted, IntensityExceeded
-from supervisor._specs import Strategy
-from supervisor._tree import SupervisorGaveUp, Tree, run_tree
+from supervisor.observe._events import ChildCrashed, ChildRestarted, IntensityExceeded
+from supervisor.tree._children import SupervisorGaveUp
+from supervisor.tree._specs import Strategy
+from supervisor.tree._tree import Tree, run_tree
 
 NAMES = "abc"
 

@@ -13,8 +13,8 @@ import attrs
 import trio
 
 import actors
-from supervisor._bus import EventBus
-from supervisor._events import (
+from supervisor.observe._bus import EventBus
+from supervisor.observe._events import (
     ChildCrashed,
     ChildRestarted,
     ChildStarted,
@@ -22,7 +22,7 @@ from supervisor._events import (
     IntensityExceeded,
     TreeEvent,
 )
-from supervisor._specs import ChildSpec, Restart, RestartBackoff, Strategy, SupervisorSpec
+from supervisor.tree._specs import ChildSpec, Restart, RestartBackoff, Strategy, SupervisorSpec
 
 __all__ = [
     "Boom",

@@ -5,7 +5,7 @@ The protocol is newline-delimited JSON and has one request. The client sends::
     {"get": "snapshot"}\\n
 
 and the server answers one line: the snapshot as written by
-:func:`~supervisor._snapshot.snapshot_to_json`, or ``{"error": "..."}`` when it cannot (a request
+:func:`~supervisor.snapshot_to_json`, or ``{"error": "..."}`` when it cannot (a request
 it does not know, or a source that raised). A connection may carry any number of requests.
 
 Who can connect: on a Unix socket, whoever the file permissions allow; the server creates the socket
@@ -32,9 +32,9 @@ from typing import Final, TypeAlias
 import attrs
 import trio
 
-from ._errors import ConfigError, ResilienceError
-from ._monitor import SnapshotSource, SupportsSnapshot, as_snapshot_source
-from ._snapshot import SystemSnapshot, snapshot_from_json, snapshot_to_json
+from .._errors import ConfigError, ResilienceError
+from ..observe._snapshot import SystemSnapshot, snapshot_from_json, snapshot_to_json
+from ..observe._source import SnapshotSource, SupportsSnapshot, as_snapshot_source
 
 __all__ = [
     "REQUEST",

@@ -15,7 +15,7 @@ twice), and a traffic surge on ``api-gateway``; then calm, so the breakers close
 sees breakers open and close, fallbacks answer, retries back off, bulkheads refuse, children
 restart and health scores move.
 
-The live view is the monitor (:mod:`supervisor._monitor`) beside the running tree; on a console
+The live view is the monitor (:func:`supervisor.monitor`) beside the running tree; on a console
 that is not a terminal, or with ``--plain``, a plain text snapshot is printed every few seconds,
 with the chaos and the breakers' openings and closings in between. The program ends on its own
 after ``--duration`` seconds (calls still in flight are let finish, then the tree is stopped in
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import enum
 import math
 import random
 import sys
@@ -40,402 +39,32 @@ from typing import Any, Final
 
 import attrs
 import trio
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
-import actors
-
-from ._breaker import CircuitState, CircuitStateChange
-from ._bus import EventBus
-from ._config import seconds_argument
-from ._events import ChildCrashed, ChildRestarted, IntensityExceeded
-from ._monitor import monitor
-from ._snapshot import NodeSnapshot, SystemSnapshot
-from ._specs import (
-    BreakerSpec,
-    BulkheadSpec,
-    FallbackSpec,
-    RestartBackoff,
-    RetrySpec,
-    ServiceSpec,
-    Strategy,
-    SupervisorSpec,
+from .._config import seconds_argument
+from ..console._monitor import monitor
+from ..observe._bus import EventBus
+from ..observe._events import ChildCrashed, ChildRestarted, IntensityExceeded
+from ..observe._snapshot import NodeSnapshot, SystemSnapshot
+from ..rules._breaker import CircuitState, CircuitStateChange
+from ..tree._tree import Tree, run_tree
+from ._demo_backends import (
+    _BASE_ERROR_RATE,
+    _KEYS,
+    _PLANS,
+    _SCHEDULE,
+    _SURGE,
+    Query,
+    _Backend,
+    _Chaos,
+    _tree_spec,
 )
-from ._tree import Tree, run_tree
+from ._demo_summary import _TABLE_WIDTH, DemoSummary, ServiceSummary, summary_lines, summary_table
 
-__all__ = [
-    "DemoSummary",
-    "Query",
-    "ServiceSummary",
-    "main",
-    "run_demo",
-    "summary_lines",
-    "summary_table",
-]
+# -- the run -----------------------------------------------------------------------------------
 
 _PROG: Final = "python -m supervisor demo"
 _INTERRUPTED: Final = 130
-_KEYS: Final = 8
-"""Distinct request keys per service (so cached answers can serve as fallbacks)."""
-_BASE_ERROR_RATE: Final = 0.002
-"""How often a backend fails when nothing is wrong (each failure crashes its service actor)."""
-
-
-# -- the simulated backends ------------------------------------------------------------------------
-
-
-class BackendError(Exception):
-    """A simulated backend answered with an error."""
-
-
-class BackendUnavailable(BackendError):
-    """A simulated backend refused the connection (an outage)."""
-
-
-class StartFailed(Exception):
-    """A service actor could not start (the crash loop of the chaos schedule)."""
-
-
-@attrs.frozen
-class Query:
-    """A request to a simulated backend: its ``key`` (what equal requests share, so the cache
-    fallback can answer it) and the random source of its outcome.
-
-    Every request carries its own source, seeded from the run's seed and the request's place in
-    its caller's sequence, so its latencies and errors do not depend on the order in which trio
-    happens to run tasks woken at the same moment: the run is repeatable by seed.
-    """
-
-    key: str
-    rng: random.Random = attrs.field(eq=False, repr=False)
-
-
-@attrs.define(eq=False)
-class _Backend:
-    """An in-process fake dependency; the chaos schedule changes its settings."""
-
-    name: str
-    latency: float
-    """Median latency, in seconds."""
-    error_rate: float = _BASE_ERROR_RATE
-    slowdown: float = 1.0
-    down: bool = False
-    poisoned: bool = False
-    """The next request crashes the actor (a bug), and its next ``failing_starts`` starts fail."""
-    failing_starts: int = 0
-    pending_failing_starts: int = 0
-
-    def start(self) -> None:
-        """Called by the service actor's ``on_start``; raises :class:`StartFailed` while the crash
-        loop lasts."""
-        if self.failing_starts > 0:
-            self.failing_starts -= 1
-            raise StartFailed(f"{self.name}: cannot load its configuration")
-
-    async def handle(self, request: Query) -> str:
-        """Answer ``request`` after a simulated latency, or raise :class:`BackendError`."""
-        if self.poisoned:
-            self.poisoned = False
-            self.failing_starts = self.pending_failing_starts
-            raise RuntimeError(f"{self.name}: corrupted state (a bug)")
-        # Drawn together, so each attempt takes exactly two draws whatever happens.
-        spread = request.rng.random()
-        failing = request.rng.random() < self.error_rate
-        if self.down:
-            await trio.sleep(0.0005 + spread * 0.001)
-            raise BackendUnavailable(f"{self.name}: connection refused")
-        await trio.sleep(self.latency * self.slowdown * (0.5 + spread * spread * 2.5))
-        if failing:
-            raise BackendError(f"{self.name}: internal error")
-        return f"{self.name}:{request.key}"
-
-
-class _ServiceActor(actors.Actor[Query]):
-    """The service actor of one backend: its ``receive`` is the backend's answer (an error of the
-    backend is a crash of the actor, as with any client)."""
-
-    def __init__(self, backend: _Backend) -> None:
-        self._backend = backend
-
-    async def on_start(self) -> None:
-        self._backend.start()
-
-    async def receive(self, message: Query) -> str:
-        return await self._backend.handle(message)
-
-
-# -- the tree and the schedule ------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class _Plan:
-    """One service of the demo: where it sits, how its backend behaves, how often it is called."""
-
-    supervisor: str
-    name: str
-    latency: float
-    interval: float
-    """Seconds between two calls of its caller."""
-    fallback: FallbackSpec | None
-    failure_threshold: int = 3
-    max_concurrent: int = 4
-    max_queued: int = 8
-
-
-def _degraded_payment(request: Query) -> str:
-    """Degraded answer of ``payments``: accept now, charge later."""
-    return f"payments:{request.key}:queued-for-later"
-
-
-# Intervals are irregular on purpose: no two events of the simulation fall on the same instant, so
-# the order of tasks woken together never decides an outcome (the run is repeatable by seed).
-_PLANS: Final = (
-    _Plan(
-        supervisor="frontend",
-        name="api-gateway",
-        latency=0.02,
-        interval=0.0473,
-        fallback=FallbackSpec(default="gateway:static-page"),
-        failure_threshold=5,
-        max_concurrent=4,
-        max_queued=4,
-    ),
-    _Plan(
-        supervisor="frontend",
-        name="auth",
-        latency=0.015,
-        interval=0.0977,
-        fallback=FallbackSpec(cache_ttl=30.0),
-        failure_threshold=5,
-    ),
-    _Plan(
-        supervisor="backend",
-        name="db",
-        latency=0.03,
-        interval=0.0791,
-        fallback=FallbackSpec(cache_ttl=60.0),
-    ),
-    _Plan(supervisor="backend", name="cache", latency=0.005, interval=0.0619, fallback=None),
-    _Plan(
-        supervisor="backend",
-        name="payments",
-        latency=0.06,
-        interval=0.1931,
-        fallback=FallbackSpec(degraded=_degraded_payment),
-    ),
-    _Plan(
-        supervisor="backend",
-        name="search",
-        latency=0.04,
-        interval=0.1163,
-        fallback=FallbackSpec(cache_ttl=10.0),
-    ),
-)
-
-_RETRY: Final = RetrySpec(max_attempts=3, initial_delay=0.05, max_delay=0.4, jitter=False)
-_TIMEOUT: Final = 0.5
-_BACKOFF: Final = RestartBackoff(initial_delay=0.05, max_delay=0.4, jitter=False)
-
-
-def _service_spec(plan: _Plan, backend: _Backend) -> ServiceSpec:
-    return ServiceSpec(
-        name=plan.name,
-        factory=_ServiceActor,
-        args=(backend,),
-        timeout=_TIMEOUT,
-        breaker=BreakerSpec(failure_threshold=plan.failure_threshold, timeout=2.0),
-        retry=_RETRY,
-        bulkhead=BulkheadSpec(max_concurrent=plan.max_concurrent, max_queued=plan.max_queued),
-        fallback=plan.fallback,
-        shutdown=0.5,
-    )
-
-
-def _tree_spec(backends: dict[str, _Backend]) -> SupervisorSpec:
-    def children(supervisor: str) -> list[ServiceSpec]:
-        return [
-            _service_spec(plan, backends[plan.name])
-            for plan in _PLANS
-            if plan.supervisor == supervisor
-        ]
-
-    frontend = SupervisorSpec(
-        name="frontend",
-        children=children("frontend"),
-        strategy=Strategy.ONE_FOR_ONE,
-        max_restarts=6,
-        within=10.0,
-        backoff=_BACKOFF,
-    )
-    backend = SupervisorSpec(
-        name="backend",
-        children=children("backend"),
-        strategy=Strategy.REST_FOR_ONE,
-        max_restarts=12,
-        within=10.0,
-        backoff=_BACKOFF,
-    )
-    return SupervisorSpec(
-        name="app", children=[frontend, backend], max_restarts=10, within=30.0, backoff=_BACKOFF
-    )
-
-
-class _Chaos(enum.Enum):
-    """What the chaos schedule does."""
-
-    FAILURE_BURST = "failure burst"
-    FAILURES_END = "failures end"
-    LATENCY_SPIKE = "latency spike"
-    LATENCY_ENDS = "latency back to normal"
-    OUTAGE = "outage"
-    OUTAGE_ENDS = "outage ends"
-    CRASH_LOOP = "crash loop"
-    SURGE = "traffic surge"
-    CALM = "calm"
-
-
-@attrs.frozen(kw_only=True)
-class _Step:
-    at: float
-    """When, as a fraction of the duration."""
-    chaos: _Chaos
-    service: str
-    note: str
-
-
-_SCHEDULE: Final = (
-    _Step(at=0.10, chaos=_Chaos.FAILURE_BURST, service="db", note="80% of queries fail"),
-    _Step(at=0.22, chaos=_Chaos.FAILURES_END, service="db", note="queries succeed again"),
-    _Step(at=0.28, chaos=_Chaos.LATENCY_SPIKE, service="search", note="answers 25x slower"),
-    _Step(at=0.40, chaos=_Chaos.LATENCY_ENDS, service="search", note="answers quick again"),
-    _Step(at=0.45, chaos=_Chaos.OUTAGE, service="payments", note="connection refused"),
-    _Step(
-        at=0.52,
-        chaos=_Chaos.CRASH_LOOP,
-        service="auth",
-        note="a bug crashes the actor; its next 2 starts fail",
-    ),
-    _Step(at=0.62, chaos=_Chaos.OUTAGE_ENDS, service="payments", note="the backend is back"),
-    _Step(
-        at=0.72, chaos=_Chaos.SURGE, service="api-gateway", note="40 requests at the same moment"
-    ),
-    _Step(at=0.80, chaos=_Chaos.CALM, service="", note="no more chaos: watch the breakers close"),
-)
-_SURGE: Final = 40
-
-
-# -- the summary -------------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class ServiceSummary:
-    """What one service went through during a demo run."""
-
-    path: str
-    """The service's path, e.g. ``"app/backend/db"``."""
-    calls: int
-    """Calls the demo's callers made."""
-    ok: int
-    """Calls the service answered."""
-    failed: int
-    """Calls whose last attempt failed (the fallback may then have answered)."""
-    refused: int
-    """Calls refused by the breaker or the bulkhead (the fallback may then have answered)."""
-    fallbacks: int
-    """Calls answered by the fallback."""
-    retries: int
-    """Retries scheduled."""
-    restarts: int
-    """Restarts of the service actor by its supervisor."""
-    breaker_opens: int
-    """Times its breaker opened."""
-    breaker: str
-    """The breaker's state at the end."""
-    state: str
-    """The child's state at the end (``running``, ``parked``, ...)."""
-    health: float
-    """Its health score (0 to 100) at the end."""
-
-
-@attrs.frozen(kw_only=True)
-class DemoSummary:
-    """The outcome of :func:`run_demo`."""
-
-    seed: int
-    """The seed of the run."""
-    duration: float
-    """Seconds the callers ran."""
-    services: tuple[ServiceSummary, ...]
-    """One row per service, in tree order."""
-    interrupted: bool = False
-    """Whether the run was cut short (Ctrl-C)."""
-
-
-def summary_table(summary: DemoSummary) -> Table:
-    """The summary as a rich table: one row per service."""
-    title = f"summary: seed {summary.seed}, {summary.duration:g}s"
-    if summary.interrupted:
-        title += " (interrupted)"
-    # Compact enough for an 80-column terminal: the service's name only (the tree is in the
-    # title), the box's one space between columns and no padding.
-    table = Table(
-        title=title,
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        show_edge=False,
-        padding=0,
-    )
-    table.add_column("service", no_wrap=True)
-    for header in ("calls", "ok", "failed", "refused", "fallbacks", "retries", "restarts", "opens"):
-        table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("breaker", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("health", justify="right", no_wrap=True)
-    for row in summary.services:
-        table.add_row(
-            row.path.rpartition("/")[2],
-            *(
-                str(value)
-                for value in (
-                    row.calls,
-                    row.ok,
-                    row.failed,
-                    row.refused,
-                    row.fallbacks,
-                    row.retries,
-                    row.restarts,
-                    row.breaker_opens,
-                )
-            ),
-            row.breaker,
-            row.state,
-            f"{row.health:.0f}",
-        )
-    return table
-
-
-_TABLE_WIDTH: Final = 100
-"""Columns the summary table needs; a narrower console gets :func:`summary_lines` instead."""
-
-
-def summary_lines(summary: DemoSummary) -> list[str]:
-    """The summary as one line of text per service (for consoles too narrow for the table)."""
-    lines = [
-        f"summary: seed {summary.seed}, {summary.duration:g}s"
-        + (" (interrupted)" if summary.interrupted else "")
-    ]
-    for row in summary.services:
-        lines.append(
-            f"  {row.path.rpartition('/')[2]}: {row.calls} calls, {row.ok} ok, "
-            f"{row.failed} failed, {row.refused} refused, {row.fallbacks} fallbacks, "
-            f"{row.retries} retries, {row.restarts} restarts, {row.breaker_opens} opens; "
-            f"breaker {row.breaker}, {row.state}, health {row.health:.0f}"
-        )
-    return lines
-
-
-# -- the run -----------------------------------------------------------------------------------
 
 
 def _nodes(node: NodeSnapshot) -> dict[str, NodeSnapshot]:

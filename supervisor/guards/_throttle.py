@@ -1,13 +1,9 @@
-"""The throttle rule: at most ``max_calls`` starts within any sliding window of ``period`` seconds.
+"""The throttle's trio shell: at most ``max_calls`` starts within any sliding window of ``period``
+seconds.
 
-Two layers, as for every rule:
-
-* :class:`SlidingWindowCore` is the pure state machine. It never reads a clock nor calls trio: the
-  caller passes the current time to :meth:`SlidingWindowCore.try_admit`, which admits the call
-  (returns ``0.0``) or says how long until it would be admitted (the ``retry_after``). The
-  supervision tree drives the same core from its service actors.
-* :class:`Throttle` is the thin trio shell used by :func:`throttle`: it reads
-  :func:`trio.current_time`, queues waiters first come first served, and sleeps until their turn.
+:class:`Throttle` (used by :func:`throttle`) drives the pure
+:class:`~supervisor.cores.SlidingWindowCore`: it reads :func:`trio.current_time`, queues waiters
+first come first served, and sleeps until their turn.
 
 .. note:: A throttle limits how many calls *start* per period (a rate); a bulkhead limits how many
    *run at the same time* (a concurrency). A throttle never cares when a call ends.
@@ -23,11 +19,10 @@ from typing import Any, ParamSpec, TypeVar
 import attrs
 import trio
 
-from ._config import COUNT, DURATION, UNSET, Unset
+from .._config import COUNT, DURATION, UNSET, Unset
+from .._errors import ConfigError, RateLimitExceeded
+from ..rules._window import SlidingWindowCore
 from ._decorate import decorate, qualname_of
-from ._errors import ConfigError, RateLimitExceeded
-
-__all__ = ["OnLimit", "SlidingWindowCore", "Throttle", "ThrottleStatistics", "throttle"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,78 +44,6 @@ def _on_limit(value: object) -> OnLimit:
         if value == member.value:
             return member
     raise ConfigError(f'`on_limit` must be "wait" or "raise" (got {value!r})')
-
-
-class SlidingWindowCore:
-    """Pure sliding-window rate limit: at most ``max_calls`` admissions in any ``period``.
-
-    The window is half-open: at time ``now`` it holds the admissions made at times ``t`` with
-    ``now - period < t <= now``; an admission made exactly ``period`` ago is already out of it
-    (the comparison is done as ``t + period <= now``, the same sum that
-    :meth:`next_admission` returns, so that sleeping until that time always admits).
-
-    Times must be passed in non-decreasing order. Nothing here reads a clock.
-    """
-
-    __slots__ = ("_starts", "admitted", "max_calls", "period", "refused")
-
-    def __init__(self, max_calls: int, period: float) -> None:
-        self.max_calls = int(COUNT.check("max_calls", max_calls))
-        self.period = float(DURATION.check("period", period))
-        self._starts: deque[float] = deque()
-        self.admitted = 0
-        """Admissions so far (all time)."""
-        self.refused = 0
-        """Calls to :meth:`try_admit` that did not admit (all time)."""
-
-    def _expire(self, now: float) -> None:
-        starts, period = self._starts, self.period
-        while starts and starts[0] + period <= now:
-            starts.popleft()
-
-    def in_window(self, now: float) -> int:
-        """How many admissions are in the window ending at ``now``."""
-        self._expire(now)
-        return len(self._starts)
-
-    @property
-    def recorded(self) -> int:
-        """Admissions recorded and not yet expired by a later call (no time needed)."""
-        return len(self._starts)
-
-    def next_admission(self, now: float) -> float:
-        """The earliest time ``>= now`` at which :meth:`try_admit` would admit a call."""
-        self._expire(now)
-        if len(self._starts) < self.max_calls:
-            return now
-        return self._starts[0] + self.period
-
-    def try_admit(self, now: float) -> float:
-        """Admit a call starting at ``now`` if the window has room.
-
-        Returns:
-            ``0.0`` if the call was admitted (and recorded); else the ``retry_after``: the number
-            of seconds (``> 0``) after which the same call would have been admitted. Nothing is
-            recorded for a refused call.
-        """
-        self._expire(now)
-        starts = self._starts
-        if len(starts) < self.max_calls:
-            starts.append(now)
-            self.admitted += 1
-            return 0.0
-        self.refused += 1
-        return starts[0] + self.period - now
-
-    def reset(self) -> None:
-        """Forget every admission (the window becomes empty)."""
-        self._starts.clear()
-
-    def __repr__(self) -> str:
-        return (
-            f"<SlidingWindowCore {len(self._starts)}/{self.max_calls} per {self.period}s "
-            "(before expiry)>"
-        )
 
 
 @attrs.frozen(kw_only=True)

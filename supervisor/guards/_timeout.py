@@ -7,18 +7,15 @@ The arithmetic is pure (:class:`BudgetCore` takes the current time as an argumen
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, ParamSpec, TypeVar
 
-import attrs
 import trio
 
-from ._config import DURATION, UNSET
+from .._config import DURATION, UNSET
+from .._errors import ConfigError, OperationTimeout
+from ..rules._budget import BudgetCore
 from ._decorate import decorate
-from ._errors import ConfigError, OperationTimeout
-
-__all__ = ["BudgetCore", "TimeoutBudget", "TimeoutKind", "resolve_timeout", "timeout"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -101,44 +98,6 @@ def timeout(
         )
 
     return decorator
-
-
-def _check_fraction(fraction: object) -> float:
-    if (
-        isinstance(fraction, bool)
-        or not isinstance(fraction, int | float)
-        or not math.isfinite(fraction)
-        or not 0 < fraction <= 1
-    ):
-        raise ConfigError(f"`fraction` must be a number in (0, 1] (got {fraction!r})")
-    return float(fraction)
-
-
-@attrs.frozen(kw_only=True)
-class BudgetCore:
-    """The pure arithmetic of a time budget: ``total`` seconds from ``started_at``."""
-
-    total: float = attrs.field(validator=lambda _, a, v: DURATION.check(a.name, v))
-    """The whole budget in seconds (``> 0``)."""
-    started_at: float
-    """The time the budget started."""
-
-    @property
-    def deadline(self) -> float:
-        """The time the budget is spent: ``started_at + total``."""
-        return self.started_at + self.total
-
-    def remaining(self, now: float) -> float:
-        """Seconds left at ``now``; ``0.0`` (never negative) from the deadline on."""
-        return max(0.0, self.deadline - now)
-
-    def share(self, fraction: float, now: float) -> float:
-        """``min(remaining(now), total * fraction)``.
-
-        Raises:
-            ConfigError: ``fraction`` is not a number in ``(0, 1]``.
-        """
-        return min(self.remaining(now), self.total * _check_fraction(fraction))
 
 
 class TimeoutBudget:

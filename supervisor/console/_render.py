@@ -1,0 +1,262 @@
+"""Rendering a snapshot with rich (pure: a snapshot and a width in, a renderable out)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree as RichTree
+
+from .._errors import ConfigError
+from ..observe._snapshot import EventSnapshot, NodeSnapshot, ServiceSnapshot, SystemSnapshot
+
+WIDE: Final = 120
+"""From this many columns on, :func:`render` uses the wide layout."""
+
+_COMPACT_EVENTS: Final = 5
+_WIDE_EVENTS: Final = 10
+
+# -- rendering (pure) ------------------------------------------------------------------------
+
+_BREAKER_STYLE: Final = {"closed": "green", "half_open": "yellow", "open": "bold red"}
+_STATE_STYLE: Final = {
+    "running": "green",
+    "restarting": "yellow",
+    "parked": "magenta",
+    "terminated": "dim",
+    "failed": "bold red",
+}
+
+
+def _breaker_text(state: str | None) -> Text:
+    if state is None:
+        return Text("-", style="dim")
+    return Text(state, style=_BREAKER_STYLE.get(state, ""))
+
+
+def _state_text(state: str) -> Text:
+    return Text(state, style=_STATE_STYLE.get(state, ""))
+
+
+def _node_label(node: NodeSnapshot) -> Text:
+    label = Text.assemble((node.name, "bold"), (f" [{node.kind}] ", "dim"), _state_text(node.state))
+    if node.restart_budget is not None:
+        style = "red" if node.restart_budget == 0 else ""
+        label.append("  budget ", style="dim")
+        label.append(str(node.restart_budget), style=style)
+    if node.restarts:
+        label.append("  restarts ", style="dim")
+        label.append(str(node.restarts), style="yellow")
+    if node.breaker is not None:
+        label.append("  breaker ", style="dim")
+        label.append_text(_breaker_text(node.breaker))
+    return label
+
+
+def _add_children(branch: RichTree, node: NodeSnapshot) -> None:
+    for child in node.children:
+        _add_children(branch.add(_node_label(child)), child)
+
+
+def _tree_view(root: NodeSnapshot) -> RichTree:
+    tree = RichTree(_node_label(root), guide_style="dim")
+    _add_children(tree, root)
+    return tree
+
+
+def _nodes_by_path(node: NodeSnapshot, into: dict[str, NodeSnapshot]) -> dict[str, NodeSnapshot]:
+    into[node.path] = node
+    for child in node.children:
+        _nodes_by_path(child, into)
+    return into
+
+
+def _count_nodes(node: NodeSnapshot) -> int:
+    return 1 + sum(_count_nodes(child) for child in node.children)
+
+
+def _ms(value: float) -> str:
+    if value >= 1000.0:
+        return f"{value / 1000.0:.2f}s"
+    if value >= 100.0:
+        return f"{value:.0f}ms"
+    return f"{value:.1f}ms"
+
+
+def _health_text(service: ServiceSnapshot) -> Text:
+    score = service.health_score
+    style = "green" if score >= 90.0 else "yellow" if score >= 50.0 else "red"
+    text = Text(f"{score:.0f}", style=style)
+    if not service.healthy:
+        text.append("!", style="bold red")
+    return text
+
+
+def _error_text(rate: float) -> Text:
+    style = "" if rate == 0.0 else "yellow" if rate < 0.1 else "red"
+    return Text(f"{rate * 100.0:.1f}%", style=style)
+
+
+def _relative(path: str, root: str) -> str:
+    prefix = f"{root}/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+def _table(title: str, *, expand: bool = False) -> Table:
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+        expand=expand,
+    )
+
+
+def _services_table(snapshot: SystemSnapshot, *, width: int) -> Table:
+    wide = width >= WIDE
+    nodes = _nodes_by_path(snapshot.tree, {})
+    table = _table("Services")
+    # The fixed columns take 61 (compact) or 100 (wide) columns with their separators; the service
+    # name gets what is left, so the table fits the width it is given.
+    name_width = max(8, min(40, width - (101 if wide else 66)))
+    table.add_column("Service", no_wrap=True, overflow="ellipsis", max_width=name_width)
+    table.add_column("State", no_wrap=True)
+    if wide:
+        table.add_column("Breaker", no_wrap=True)
+    table.add_column("Health", justify="right", no_wrap=True)
+    table.add_column("In/Q", justify="right", no_wrap=True)
+    table.add_column("Calls/s", justify="right", no_wrap=True)
+    table.add_column("p50", justify="right", no_wrap=True)
+    table.add_column("p99", justify="right", no_wrap=True)
+    table.add_column("Err", justify="right", no_wrap=True)
+    table.add_column("Fallbacks" if wide else "Fallbk", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("Refused", justify="right", no_wrap=True)
+        table.add_column("Retries", justify="right", no_wrap=True)
+    for service in snapshot.services:
+        node = nodes.get(service.path)
+        name = _relative(service.path, snapshot.tree.path) if wide else service.path.split("/")[-1]
+        state = _state_text(node.state) if node is not None else Text("-", style="dim")
+        cells: list[RenderableType] = [name, state]
+        if wide:
+            cells.append(_breaker_text(service.breaker))
+        cells += [
+            _health_text(service),
+            f"{service.in_flight}/{service.queued}",
+            f"{service.calls_per_second:.1f}",
+            _ms(service.latency.p50),
+            _ms(service.latency.p99),
+            _error_text(service.error_rate),
+            str(sum(service.fallbacks.values())),
+        ]
+        if wide:
+            cells += [str(sum(service.refusals.values())), str(service.retries)]
+        table.add_row(*cells)
+    if not snapshot.services:
+        table.add_row(Text("none", style="dim"))
+    return table
+
+
+def _events_table(
+    snapshot: SystemSnapshot, events: tuple[EventSnapshot, ...], *, wide: bool
+) -> Table:
+    table = _table("Latest events", expand=True)
+    wheres = [_relative(event.path, snapshot.tree.path) for event in events]
+    if not wide:
+        wheres = [where.split("/")[-1] for where in wheres]
+    times = [f"{event.at - snapshot.started_at:.2f}" for event in events]
+    kinds = [event.kind for event in events]
+
+    def fit(values: list[str], header: str, cap: int) -> int:
+        return min(cap, max([len(header), *map(len, values)]))
+
+    table.add_column("At", justify="right", no_wrap=True, width=fit(times, "At", 12))
+    table.add_column("Event", no_wrap=True, overflow="ellipsis", width=fit(kinds, "Event", 20))
+    table.add_column(
+        "Where", no_wrap=True, overflow="ellipsis", width=fit(wheres, "Where", 24 if wide else 12)
+    )
+    table.add_column("Detail", no_wrap=True, overflow="ellipsis", ratio=1)
+    for at, kind, where, event in zip(times, kinds, wheres, events, strict=True):
+        table.add_row(at, kind, where, event.detail)
+    if not events:
+        table.add_row("", "", "", Text("none yet", style="dim"))
+    return table
+
+
+def _header(snapshot: SystemSnapshot | None, status: str | None) -> RenderableType:
+    header = Text(no_wrap=True, overflow="ellipsis")
+    if snapshot is None:
+        header.append("no snapshot yet", style="dim")
+    else:
+        header.append(snapshot.name, style="bold")
+        header.append(f"  at {snapshot.at - snapshot.started_at:.2f}s  ", style="dim")
+        header.append(f"{len(snapshot.services)} services")
+        if snapshot.failure is not None:
+            header.append("  FAILED: ", style="bold red")
+            header.append(snapshot.failure, style="red")
+    if status is None:
+        return header
+    return Group(header, Text(status, style="bold yellow", no_wrap=True, overflow="ellipsis"))
+
+
+def _events_room(snapshot: SystemSnapshot, height: int | None, *, wide: bool, status: bool) -> int:
+    if height is None:
+        return _WIDE_EVENTS if wide else _COMPACT_EVENTS
+    header = 2 if status else 1
+    services = 3 + (len(snapshot.services) or 1)  # title, head, rule, rows
+    events_chrome = 3  # title, head, rule
+    tree = 0 if wide else _count_nodes(snapshot.tree)  # wide: the tree sits beside the events
+    room = height - 1 - header - services - events_chrome - tree  # one line left for the cursor
+    return max(1, room)
+
+
+def render(
+    snapshot: SystemSnapshot | None,
+    *,
+    width: int,
+    height: int | None = None,
+    status: str | None = None,
+    max_events: int | None = None,
+) -> RenderableType:
+    """The monitor's view of ``snapshot``, laid out for a terminal ``width`` columns wide.
+
+    Below :data:`WIDE` (120) columns the tree, the services table and the latest events are
+    stacked, the table shows only the columns that matter (service, state, health, in flight/queued,
+    calls/s, p50, p99, errors, fallbacks) and the service column shows the last part of the path.
+    From :data:`WIDE` on, the tree and the events sit side by side above a table that adds the
+    breaker, refusals, retries and restarts. ``height`` (lines), when given, bounds how many events
+    are shown so that the view fits; else 5 (compact) or 10 (wide). ``max_events`` overrides both.
+    ``status``, when given, is shown under the header (e.g. "disconnected (retrying)").
+    ``snapshot=None`` renders only the header and status (nothing received yet).
+
+    Pure: reads no clock, no terminal. Raises :class:`~supervisor.ConfigError` when ``width`` is
+    below 20 or ``max_events`` is negative.
+    """
+    if width < 20:
+        raise ConfigError(f"`width` must be >= 20 (got {width})")
+    if max_events is not None and max_events < 0:
+        raise ConfigError(f"`max_events` must be >= 0 (got {max_events})")
+    header = _header(snapshot, status)
+    if snapshot is None:
+        return header
+    wide = width >= WIDE
+    count = max_events
+    if count is None:
+        count = _events_room(snapshot, height, wide=wide, status=status is not None)
+    events = snapshot.events[-count:] if count else ()
+    tree = _tree_view(snapshot.tree)
+    services = _services_table(snapshot, width=width)
+    latest = _events_table(snapshot, events, wide=wide)
+    if not wide:
+        return Group(header, tree, services, latest)
+    top = Table.grid(padding=(0, 3), expand=True)
+    top.add_column(no_wrap=True, overflow="ellipsis", max_width=width // 2)
+    top.add_column(ratio=1)
+    top.add_row(tree, latest)
+    return Group(header, top, services)

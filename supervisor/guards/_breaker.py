@@ -1,0 +1,471 @@
+"""The circuit breaker's trio shell: :class:`CircuitBreaker` and :func:`circuit_breaker`.
+
+It drives the pure :class:`~supervisor.cores.BreakerCore` (``supervisor/rules/_breaker.py``) and
+reads ``trio.current_time()`` only where a decision needs it, so a call through a closed breaker
+costs a few attribute reads and no checkpoint. The supervision tree drives the very same core from
+its guarded services.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, overload
+
+import trio
+
+from .._config import COUNT, DURATION, UNSET, Unset
+from .._errors import CircuitOpenError, ConfigError
+from .._listeners import Listeners
+from ..rules._breaker import (
+    _DEFAULT_FAILURE_THRESHOLD,
+    _DEFAULT_HALF_OPEN_MAX_CALLS,
+    _DEFAULT_SUCCESS_THRESHOLD,
+    _DEFAULT_TIMEOUT,
+    _ENV_FAILURE_THRESHOLD,
+    _ENV_HALF_OPEN_REQUESTS,
+    _ENV_SUCCESS_THRESHOLD,
+    _ENV_TIMEOUT,
+    BreakerCore,
+    CircuitBreakerConfig,
+    CircuitBreakerStatistics,
+    CircuitState,
+    CircuitStateChange,
+    ExceptionTypes,
+    Permit,
+    Refusal,
+)
+from ._decorate import decorate, is_async_callable, qualname_of
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _outside_trio_clock() -> float:
+    # Only used when a breaker guards plain functions called outside trio: there is no trio
+    # clock then, and a breaker cannot half-open without some monotonic time.
+    return time.monotonic()
+
+
+def _entry_key() -> object:
+    try:
+        return trio.lowlevel.current_task()
+    except RuntimeError:
+        return threading.get_ident()
+
+
+class CircuitBreaker:
+    """A circuit breaker around calls to one dependency.
+
+    * CLOSED: a counted failure adds one to the run of consecutive failures, a success resets it to
+      0; when the run reaches ``failure_threshold`` the breaker opens.
+    * OPEN: calls are refused at once with :class:`~supervisor.CircuitOpenError` (its
+      ``retry_after`` is the time left until half-open); the guarded function is not invoked.
+      From exactly ``timeout`` seconds after opening the breaker is HALF_OPEN (``state`` says so
+      with no call needed).
+    * HALF_OPEN: at most ``half_open_max_calls`` trial calls run at once; others are refused with
+      ``CircuitOpenError`` (``retry_after=0``). A counted failure reopens the breaker (its timer
+      starts anew); ``success_threshold`` successful trials close it, with every count reset.
+
+    A counted failure is an :class:`Exception` that is an instance of ``expected_exception``; any
+    other exception propagates unchanged and counts as neither failure nor success. Cancellation
+    (and any ``BaseException`` that is not an ``Exception``) counts as nothing and propagates.
+    Every trial slot taken is given back, whatever the outcome. An outcome that arrives after the
+    breaker changed state since its call was let in (e.g. the fourth of four concurrent failures
+    with ``failure_threshold=3``) counts nothing.
+
+    Forms: ``@breaker`` on an ``async def`` or plain function (one breaker for every caller);
+    ``async with breaker:`` and ``with breaker:``; ``await breaker.call(fn, *args, **kwargs)``.
+    None of them adds a checkpoint or a cancel scope of its own.
+
+    Settings: explicit argument > ``config`` > environment variable (read here, at creation) >
+    built-in default. ``failure_threshold`` (``CIRCUIT_BREAKER_FAILURE_THRESHOLD``, 5),
+    ``success_threshold`` (``CIRCUIT_BREAKER_SUCCESS_THRESHOLD``, 2), ``timeout`` in seconds
+    (``CIRCUIT_BREAKER_TIMEOUT``, 60.0), ``half_open_max_calls``
+    (``CIRCUIT_BREAKER_HALF_OPEN_REQUESTS``, 3), ``expected_exception`` (``Exception``).
+
+    Time: trio's clock (``trio.current_time()``) inside ``trio.run``. A breaker that guards plain
+    functions called outside trio uses ``clock`` (default: the monotonic clock of :mod:`time`);
+    use one breaker either inside trio or outside it, not both, as the two clocks differ.
+
+    Raises:
+        ConfigError: a bad argument, config field or environment value, at creation.
+    """
+
+    __slots__ = ("__weakref__", "_clock", "_core", "_entries", "_listeners")
+
+    def __init__(
+        self,
+        name: str,
+        failure_threshold: int | Unset = UNSET,
+        success_threshold: int | Unset = UNSET,
+        timeout: float | Unset = UNSET,
+        expected_exception: ExceptionTypes | Unset = UNSET,
+        *,
+        half_open_max_calls: int | Unset = UNSET,
+        config: CircuitBreakerConfig | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not isinstance(name, str):
+            raise ConfigError(f"`name` must be a string (got {name!r})")
+        if config is not None and not isinstance(config, CircuitBreakerConfig):
+            raise ConfigError(f"`config` must be a CircuitBreakerConfig (got {config!r})")
+        if config is not None:
+            failure_threshold = (
+                config.failure_threshold if failure_threshold is UNSET else failure_threshold
+            )
+            success_threshold = (
+                config.success_threshold if success_threshold is UNSET else success_threshold
+            )
+            timeout = config.timeout if timeout is UNSET else timeout
+            if expected_exception is UNSET:
+                expected_exception = config.expected_exception
+        self._core = BreakerCore(
+            name=name,
+            failure_threshold=COUNT.resolve_int(
+                "failure_threshold",
+                failure_threshold,
+                env=_ENV_FAILURE_THRESHOLD,
+                default=_DEFAULT_FAILURE_THRESHOLD,
+            ),
+            success_threshold=COUNT.resolve_int(
+                "success_threshold",
+                success_threshold,
+                env=_ENV_SUCCESS_THRESHOLD,
+                default=_DEFAULT_SUCCESS_THRESHOLD,
+            ),
+            timeout=DURATION.resolve(
+                "timeout", timeout, env=_ENV_TIMEOUT, default=_DEFAULT_TIMEOUT
+            ),
+            half_open_max_calls=COUNT.resolve_int(
+                "half_open_max_calls",
+                half_open_max_calls,
+                env=_ENV_HALF_OPEN_REQUESTS,
+                default=_DEFAULT_HALF_OPEN_MAX_CALLS,
+            ),
+            expected_exception=Exception if expected_exception is UNSET else expected_exception,
+        )
+        self._clock = _outside_trio_clock if clock is None else clock
+        self._listeners: Listeners[CircuitStateChange] = Listeners()
+        self._entries: dict[object, list[Permit]] = {}
+
+    # -- settings and inspection --------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The breaker's name (a ``circuit_breaker`` one takes the function's ``__qualname__``)."""
+        return self._core.name
+
+    @property
+    def core(self) -> BreakerCore:
+        """The pure state machine behind this breaker (shared with the supervision tree)."""
+        return self._core
+
+    @property
+    def failure_threshold(self) -> int:
+        """Counted failures in a row that open the breaker."""
+        return self._core.failure_threshold
+
+    @property
+    def success_threshold(self) -> int:
+        """Successful trial calls that close a half-open breaker."""
+        return self._core.success_threshold
+
+    @property
+    def timeout(self) -> float:
+        """Seconds from opening until the breaker is half-open."""
+        return self._core.timeout
+
+    @property
+    def half_open_max_calls(self) -> int:
+        """Trial calls allowed at once while half-open."""
+        return self._core.half_open_max_calls
+
+    @property
+    def expected_exception(self) -> tuple[type[BaseException], ...]:
+        """The exception classes that count as failures."""
+        return self._core.expected_exception
+
+    def _now(self) -> float:
+        try:
+            return trio.current_time()
+        except RuntimeError:
+            return self._clock()
+
+    def _publish(self) -> None:
+        changes = self._core.take_changes()
+        if self._listeners:
+            for change in changes:
+                self._listeners.emit(change)
+
+    @property
+    def state(self) -> CircuitState:
+        """The state now. Reading it applies (and publishes) an OPEN -> HALF_OPEN change that fell
+        due, so it says HALF_OPEN from exactly ``timeout`` after opening with no call needed."""
+        core = self._core
+        if core.free_permit is not None:
+            return CircuitState.CLOSED
+        state = core.state_at(self._now())
+        if core.has_changes:
+            self._publish()
+        return state
+
+    @property
+    def failure_count(self) -> int:
+        """The current run of consecutive counted failures (a success resets it; kept while open,
+        cleared when the breaker closes)."""
+        return self._core.failure_count
+
+    def statistics(self) -> CircuitBreakerStatistics:
+        """A snapshot of the breaker's state and totals (reading it may apply a due half-open)."""
+        state = self.state
+        core = self._core
+        return CircuitBreakerStatistics(
+            name=core.name,
+            state=state,
+            forced_open=core.forced_open,
+            failure_count=core.failure_count,
+            trial_successes=core.trial_successes,
+            trials_in_flight=core.trials_in_flight,
+            opened_at=core.opened_at,
+            successes=core.successes,
+            failures=core.failures,
+            ignored=core.ignored,
+            refused=core.refused,
+        )
+
+    def __repr__(self) -> str:
+        core = self._core
+        forced = " (forced)" if core.forced_open else ""
+        return (
+            f"<CircuitBreaker {core.name!r} {core._state.value}{forced}, "
+            f"{core.failure_count}/{core.failure_threshold} failures, "
+            f"{core.trials_in_flight}/{core.half_open_max_calls} trials>"
+        )
+
+    # -- control ------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Close the breaker with every count cleared, lifting a ``force_open()`` hold. Calls let in
+        before count nothing when they end."""
+        self._core.reset(self._now())
+        self._publish()
+
+    def force_open(self) -> None:
+        """Open the breaker and hold it open, refusing every call (``retry_after=inf``), until
+        :meth:`reset`; it never turns half-open by itself. Calls let in before count nothing when
+        they end."""
+        self._core.force_open(self._now())
+        self._publish()
+
+    def add_listener(self, callback: Callable[[CircuitStateChange], object]) -> None:
+        """Call ``callback(change)`` synchronously for every state change, in order.
+
+        A listener that raises does not stop the others; its error propagates to whoever caused
+        the change, after all listeners were called.
+        """
+        self._listeners.add(callback)
+
+    def remove_listener(self, callback: Callable[[CircuitStateChange], object]) -> None:
+        """Stop calling ``callback``; :class:`ValueError` if it was never added."""
+        self._listeners.remove(callback)
+
+    # -- the guard ----------------------------------------------------------------------------
+
+    def _acquire(self) -> Permit:
+        core = self._core
+        try:
+            now = trio.current_time()
+        except RuntimeError:
+            now = self._clock()
+        decision = core.try_acquire(now)
+        if core.has_changes:
+            self._publish()
+        if isinstance(decision, Refusal):
+            raise CircuitOpenError(core.name, decision.retry_after)
+        return decision
+
+    def _settle(self, permit: Permit, error: BaseException | None) -> None:
+        core = self._core
+        if error is None:
+            if permit.trial:
+                core.on_success(permit, self._now())
+            else:
+                core.on_success(permit)
+        elif core.is_counted(error):
+            core.on_failure(permit, self._now())
+        else:
+            core.release(permit)
+        if core.has_changes:
+            self._publish()
+
+    async def _guard_async(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        core = self._core
+        permit = core.free_permit or self._acquire()
+        try:
+            result = await call()
+        except BaseException as exc:
+            self._settle(permit, exc)
+            raise
+        if permit.trial:
+            self._settle(permit, None)
+        else:
+            core.on_success(permit)
+        return result
+
+    def _guard_sync(self, call: Callable[[], Any]) -> Any:
+        core = self._core
+        permit = core.free_permit or self._acquire()
+        try:
+            result = call()
+        except BaseException as exc:
+            self._settle(permit, exc)
+            raise
+        if permit.trial:
+            self._settle(permit, None)
+        else:
+            core.on_success(permit)
+        return result
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorate ``fn`` (``async def`` or plain) so every call goes through this breaker; the
+        wrapper exposes the breaker as ``.breaker``.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+        """
+        return decorate(
+            fn,
+            rule="circuit_breaker",
+            around_async=self._guard_async,
+            around_sync=self._guard_sync,
+            extra={"breaker": self},
+        )
+
+    @overload
+    async def call(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    @overload
+    async def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    async def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Run ``fn(*args, **kwargs)`` (awaited if it is a coroutine function) through the breaker
+        and return its result.
+
+        Raises:
+            CircuitOpenError: the breaker refused the call; ``fn`` was not invoked.
+            Exception: whatever ``fn`` raised, unchanged.
+        """
+        if is_async_callable(fn):
+            return await self._guard_async(lambda: fn(*args, **kwargs))
+        return self._guard_sync(lambda: fn(*args, **kwargs))
+
+    def call_sync(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the plain function ``fn(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
+        result: R = self._guard_sync(lambda: fn(*args, **kwargs))
+        return result
+
+    def _enter(self) -> None:
+        core = self._core
+        permit = core.free_permit or self._acquire()
+        key = _entry_key()
+        stack = self._entries.get(key)
+        if stack is None:
+            self._entries[key] = [permit]
+        else:
+            stack.append(permit)
+
+    def _exit(self, exc: BaseException | None) -> None:
+        key = _entry_key()
+        stack = self._entries[key]
+        permit = stack.pop()
+        if not stack:
+            del self._entries[key]
+        self._settle(permit, exc)
+
+    async def __aenter__(self) -> CircuitBreaker:
+        """Ask the breaker's leave for the body (no checkpoint).
+
+        Raises:
+            CircuitOpenError: the breaker refused; the body does not run.
+        """
+        self._enter()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Record the body's outcome; its exception, if any, propagates unchanged."""
+        self._exit(exc)
+
+    def __enter__(self) -> CircuitBreaker:
+        """The synchronous form of :meth:`__aenter__`, for plain code."""
+        self._enter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """The synchronous form of :meth:`__aexit__`."""
+        self._exit(exc)
+
+
+def circuit_breaker(
+    failure_threshold: int | Unset = UNSET,
+    success_threshold: int | Unset = UNSET,
+    timeout: float | Unset = UNSET,
+    expected_exception: ExceptionTypes | Unset = UNSET,
+    *,
+    half_open_max_calls: int | Unset = UNSET,
+    config: CircuitBreakerConfig | None = None,
+    name: str | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator factory: each decorated function gets its own :class:`CircuitBreaker`, named after
+    its ``__qualname__`` (or ``name``), shared by every caller and, for a method, every instance.
+
+    Parameters are those of :class:`CircuitBreaker`; environment variables are read, and every value
+    checked, when ``circuit_breaker(...)`` is called. The wrapper exposes its breaker as
+    ``fn.breaker``.
+
+    Raises:
+        ConfigError: a bad argument, config field or environment value (at this call).
+        TypeError: the decorated object is not callable.
+    """
+    template = CircuitBreaker(
+        name or "<template>",
+        failure_threshold,
+        success_threshold,
+        timeout,
+        expected_exception,
+        half_open_max_calls=half_open_max_calls,
+        config=config,
+        clock=clock,
+    )
+    settled: Sequence[Any] = (
+        template.failure_threshold,
+        template.success_threshold,
+        template.timeout,
+        template.expected_exception,
+    )
+
+    def decorator(fn: Callable[P, R]) -> Callable[P, R]:
+        breaker = CircuitBreaker(
+            name or qualname_of(fn),
+            *settled,
+            half_open_max_calls=template.half_open_max_calls,
+            clock=clock,
+        )
+        return breaker(fn)
+
+    return decorator

@@ -1,0 +1,264 @@
+"""Retrying's trio shells: :func:`retry` and :class:`Retrier`.
+
+Both consult the pure :class:`~supervisor.cores.RetrySchedule` after each failure; they read
+``trio.current_time()`` and ``trio.current_effective_deadline()`` only after a failure, so a call
+that succeeds at once costs one ``try``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar, overload
+
+import trio
+
+from .._config import COUNT, FACTOR, NON_NEGATIVE, UNSET, Unset
+from ..rules._retry import (
+    _DEFAULT_BACKOFF_FACTOR,
+    _DEFAULT_INITIAL_DELAY,
+    _DEFAULT_MAX_ATTEMPTS,
+    _DEFAULT_MAX_DELAY,
+    _ENV_BACKOFF_FACTOR,
+    _ENV_INITIAL_DELAY,
+    _ENV_MAX_ATTEMPTS,
+    _ENV_MAX_DELAY,
+    RetryPolicy,
+    RetrySchedule,
+)
+from ._decorate import decorate
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _note_no_sleep(error: BaseException, delay: float) -> None:
+    error.add_note(
+        f"retry: gave up instead of sleeping {delay:.3f}s: a plain (non-async) function called "
+        "inside trio cannot sleep on trio's clock; decorate an `async def` function to retry here"
+    )
+
+
+async def _run_async(
+    schedule: RetrySchedule, rng: random.Random, call: Callable[[], Awaitable[Any]]
+) -> Any:
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await call()
+        except Exception as exc:
+            delay = schedule.next_delay(
+                attempt,
+                exc,
+                rng=rng,
+                deadline=trio.current_effective_deadline(),
+                now=trio.current_time(),
+            )
+            if delay is None:
+                raise
+        await trio.sleep(delay)
+
+
+def _run_sync(schedule: RetrySchedule, rng: random.Random, call: Callable[[], Any]) -> Any:
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except Exception as exc:
+            in_trio = trio.lowlevel.in_trio_run()
+            if in_trio:
+                now, deadline = trio.current_time(), trio.current_effective_deadline()
+            else:
+                now, deadline = 0.0, math.inf
+            delay = schedule.next_delay(attempt, exc, rng=rng, deadline=deadline, now=now)
+            if delay is None:
+                raise
+            if in_trio and delay > 0:
+                _note_no_sleep(exc, delay)
+                raise
+        if delay > 0:
+            time.sleep(delay)
+
+
+def retry(
+    max_attempts: int | Unset = UNSET,
+    backoff_factor: float | Unset = UNSET,
+    exceptions: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+    *,
+    initial_delay: float | Unset = UNSET,
+    max_delay: float | Unset = UNSET,
+    jitter: bool = True,
+    policy: RetryPolicy | None = None,
+    rng: random.Random | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator: call the function again when it fails, sleeping between attempts.
+
+    * ``max_attempts`` counts every call, the first included (env ``RETRY_MAX_ATTEMPTS``,
+      default 3).
+    * Only errors that are instances of ``exceptions`` (and that ``policy.should_retry`` accepts)
+      are retried; any other propagates at once. Cancellation, ``KeyboardInterrupt`` and other
+      non-``Exception`` s are never caught.
+    * The delay after failed attempt ``n`` is ``min(max_delay, initial_delay * backoff_factor **
+      (n - 1))`` (env ``RETRY_INITIAL_DELAY`` 1.0, ``RETRY_MAX_DELAY`` 60.0,
+      ``RETRY_BACKOFF_FACTOR`` 2.0); with ``jitter`` the sleep is drawn uniformly from
+      ``[0, that]`` (from ``rng``, keyword-only, default a fresh :class:`random.Random`).
+      A ``policy`` replaces the formula with ``policy.get_delay(n)`` (``jitter`` is then ignored),
+      and its own ``max_attempts``, if any, also limits the attempts (the smaller wins).
+    * An error with a numeric ``retry_after`` makes the delay ``max(delay, retry_after)``; where
+      ``retry_after`` is above ``max_delay`` (the policy's ``max_delay`` with a policy; no cap if it
+      has none), retrying stops.
+    * Where the next sleep would not end before the caller's trio deadline
+      (``trio.current_effective_deadline()``), retrying stops at once.
+    * When retrying stops, the last error itself is re-raised (not wrapped).
+
+    Environment variables are read, and every value checked, when ``retry(...)`` is called.
+
+    Plain functions: outside trio the sleeps use :func:`time.sleep`. A plain function called inside
+    trio cannot sleep on trio's clock without blocking the run: its retries happen only where the
+    delay is 0; where a positive delay is due, retrying stops and the last error is re-raised with a
+    note saying why.
+
+    Cancellation: a cancelled sleep or attempt propagates ``trio.Cancelled`` at once; nothing more
+    is tried.
+
+    Raises:
+        ConfigError: a bad count, delay, factor, ``exceptions`` or environment value.
+        TypeError: ``policy`` has no ``get_delay``; the decorated object is not callable.
+    """
+    schedule = RetrySchedule.build(
+        max_attempts=COUNT.resolve_int(
+            "max_attempts", max_attempts, env=_ENV_MAX_ATTEMPTS, default=_DEFAULT_MAX_ATTEMPTS
+        ),
+        initial_delay=NON_NEGATIVE.resolve(
+            "initial_delay", initial_delay, env=_ENV_INITIAL_DELAY, default=_DEFAULT_INITIAL_DELAY
+        ),
+        max_delay=NON_NEGATIVE.resolve(
+            "max_delay", max_delay, env=_ENV_MAX_DELAY, default=_DEFAULT_MAX_DELAY
+        ),
+        backoff_factor=FACTOR.resolve(
+            "backoff_factor",
+            backoff_factor,
+            env=_ENV_BACKOFF_FACTOR,
+            default=_DEFAULT_BACKOFF_FACTOR,
+        ),
+        jitter=jitter,
+        exceptions=exceptions,
+        policy=policy,
+    )
+    source = random.Random() if rng is None else rng
+
+    async def around_async(call: Callable[[], Awaitable[Any]]) -> Any:
+        return await _run_async(schedule, source, call)
+
+    def around_sync(call: Callable[[], Any]) -> Any:
+        return _run_sync(schedule, source, call)
+
+    def decorator(fn: Callable[P, R]) -> Callable[P, R]:
+        return decorate(
+            fn,
+            rule="retry",
+            around_async=around_async,
+            around_sync=around_sync,
+            extra={"retry_schedule": schedule},
+        )
+
+    return decorator
+
+
+class Retrier:
+    """Runs operations under a :class:`RetryPolicy`, with the rules of :func:`retry`.
+
+    At most ``max_attempts`` calls per operation (the first included; default 5), or the policy's
+    own ``max_attempts`` where it has a smaller one. ``exceptions`` and ``rng`` (keyword-only) are
+    as in :func:`retry`.
+
+    Raises:
+        ConfigError: ``max_attempts`` not an integer >= 1, or bad ``exceptions``.
+        TypeError: ``policy`` has no ``get_delay``.
+    """
+
+    __slots__ = ("_rng", "_schedule")
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        max_attempts: int = 5,
+        *,
+        exceptions: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        rng: random.Random | None = None,
+    ) -> None:
+        if policy is None:
+            raise TypeError("`policy` must be a RetryPolicy (got None)")
+        self._schedule = RetrySchedule.build(
+            max_attempts=max_attempts, exceptions=exceptions, policy=policy
+        )
+        self._rng = random.Random() if rng is None else rng
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """The policy deciding each delay."""
+        policy = self._schedule.policy
+        if policy is None:  # pragma: no cover -- __init__ refuses None
+            raise RuntimeError("a Retrier always has a policy")
+        return policy
+
+    @property
+    def max_attempts(self) -> int:
+        """Calls at most per operation: the smaller of the given and the policy's limit."""
+        return self._schedule.max_attempts
+
+    @property
+    def schedule(self) -> RetrySchedule:
+        """The pure schedule this retrier follows."""
+        return self._schedule
+
+    @overload
+    async def execute(
+        self, operation: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    @overload
+    async def execute(
+        self, operation: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    async def execute(
+        self, operation: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Any:
+        """Call ``operation(*args, **kwargs)`` (awaiting the result if it is awaitable) until it
+        succeeds or retrying stops, sleeping with ``trio.sleep`` between attempts; return its
+        result.
+
+        Raises:
+            Exception: the last error, re-raised unchanged, once retrying stops.
+            trio.Cancelled: at once, when the caller is cancelled.
+        """
+
+        async def call() -> Any:
+            result = operation(*args, **kwargs)
+            if inspect.isawaitable(result):
+                return await result
+            return result
+
+        return await _run_async(self._schedule, self._rng, call)
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorate an ``async def`` function (or a plain one, see :func:`retry`) with this
+        retrier's rules."""
+        schedule, rng = self._schedule, self._rng
+
+        async def around_async(call: Callable[[], Awaitable[Any]]) -> Any:
+            return await _run_async(schedule, rng, call)
+
+        def around_sync(call: Callable[[], Any]) -> Any:
+            return _run_sync(schedule, rng, call)
+
+        return decorate(fn, rule="Retrier", around_async=around_async, around_sync=around_sync)
+
+    def __repr__(self) -> str:
+        return f"<Retrier {self._schedule.policy!r}, max_attempts={self.max_attempts}>"
