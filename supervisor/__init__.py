@@ -72,6 +72,15 @@ from .rules._health import ServiceStatus as ServiceStatus
 from .rules._retry import ExponentialBackoff as ExponentialBackoff
 from .rules._retry import LinearBackoff as LinearBackoff
 from .rules._retry import RetryPolicy as RetryPolicy
+from .store import MemoryStore as MemoryStore
+from .store import RedisStore as RedisStore
+from .store import RedisStoreStatistics as RedisStoreStatistics
+from .store import Store as Store
+from .store import StoreAuthError as StoreAuthError
+from .store import StoreConnectionError as StoreConnectionError
+from .store import StoreError as StoreError
+from .store import StoreRecovered as StoreRecovered
+from .store import StoreUnavailable as StoreUnavailable
 from .tree._children import ChildInfo as ChildInfo
 from .tree._children import ChildState as ChildState
 from .tree._children import SupervisorGaveUp as SupervisorGaveUp
@@ -129,12 +138,15 @@ __all__ = [
     "IntensityExceeded",
     "LatencySnapshot",
     "LinearBackoff",
+    "MemoryStore",
     "Metrics",
     "Monitor",
     "NodeSnapshot",
     "OperationTimeout",
     "PrometheusCollector",
     "RateLimitExceeded",
+    "RedisStore",
+    "RedisStoreStatistics",
     "Refusal",
     "RequestCompleted",
     "RequestFailed",
@@ -151,6 +163,12 @@ __all__ = [
     "ServiceSpec",
     "ServiceStatistics",
     "ServiceStatus",
+    "Store",
+    "StoreAuthError",
+    "StoreConnectionError",
+    "StoreError",
+    "StoreRecovered",
+    "StoreUnavailable",
     "Strategy",
     "SubscriberFailed",
     "Subscription",

@@ -22,6 +22,7 @@ import trio
 from .._config import COUNT, DURATION, UNSET, Unset
 from .._errors import ConfigError, RateLimitExceeded
 from ..rules._window import SlidingWindowCore
+from ..store._base import FleetThrottleLink, Store
 from ._decorate import decorate, qualname_of
 
 P = ParamSpec("P")
@@ -90,9 +91,17 @@ class Throttle:
     The window's times are trio times, which are meaningful only inside one ``trio.run``: when a
     throttle is used from a new ``trio.run`` its window and queue start empty.
 
+    Store: throttles of the same ``name`` and ``store`` share one limit. With a
+    :class:`~supervisor.MemoryStore` they share one window in this process; with a
+    :class:`~supervisor.RedisStore` the limit is the fleet's, exact across every process: each
+    admission is one round trip to a script on Redis's clock (``"wait"`` books the next free slot
+    and sleeps until it; a cancelled waiter gives it back), and while the server is unreachable
+    the local window decides (see ``docs/scale-out.md``).
+
     Raises:
-        ConfigError: ``max_calls`` is not an integer >= 1, ``period`` is not > 0 or ``on_limit`` is
-            neither ``"wait"`` nor ``"raise"``.
+        ConfigError: ``max_calls`` is not an integer >= 1, ``period`` is not > 0, ``on_limit`` is
+            neither ``"wait"`` nor ``"raise"``, or ``store`` is not a store (or already has a
+            throttle of this name with other settings).
     """
 
     def __init__(
@@ -102,6 +111,7 @@ class Throttle:
         period: float | Unset = UNSET,
         *,
         on_limit: str | OnLimit = "wait",
+        store: Store | None = None,
     ) -> None:
         self.name = name
         self.on_limit = _on_limit(on_limit)
@@ -109,6 +119,14 @@ class Throttle:
             COUNT.resolve_int("max_calls", max_calls, env=None, default=100),
             DURATION.resolve("period", period, env=None, default=60.0),
         )
+        self._fleet: FleetThrottleLink | None = None
+        if store is not None:
+            if not isinstance(store, Store):
+                raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {store!r})")
+            binding = store.throttle_binding(
+                name=name, max_calls=self._core.max_calls, period=self._core.period
+            )
+            self._core, self._fleet = binding.core, binding.fleet
         self._waiters: deque[_Waiter] = deque()
         self._run: object = None
 
@@ -116,6 +134,11 @@ class Throttle:
     def core(self) -> SlidingWindowCore:
         """The pure state machine this shell drives."""
         return self._core
+
+    @property
+    def fleet(self) -> FleetThrottleLink | None:
+        """The fleet's admission (a shared store's), or ``None``: the core alone decides."""
+        return self._fleet
 
     def _check_run(self) -> None:
         token = trio.lowlevel.current_trio_token()
@@ -127,15 +150,21 @@ class Throttle:
     async def acquire(self) -> None:
         """Wait until a call may start now (or refuse it), and count it as started.
 
+        With a shared store's fleet, the fleet decides (one round trip, bounded by the store's
+        ``timeout``) while its server answers; else the local window does, as without a store.
+
         Raises:
             RateLimitExceeded: with ``on_limit="raise"``, when the window is full; ``retry_after``
-                is the time after which this call would have been admitted.
+                is the time after which this call would have been admitted (the fleet's, when
+                the fleet decided).
 
         Cancellation: a waiter cancelled while queued leaves the queue, takes no slot, and lets the
         next waiter move up; ``trio.Cancelled`` propagates.
         """
         self._check_run()
         core = self._core
+        if self._fleet is not None and await self._fleet_admits(self._fleet):
+            return
         if not self._waiters:
             retry_after = core.try_admit(trio.current_time())
             if retry_after == 0.0:
@@ -166,6 +195,17 @@ class Throttle:
             if was_head and waiters:
                 waiters[0].event.set()
             raise
+
+    async def _fleet_admits(self, fleet: FleetThrottleLink) -> bool:
+        # True: the fleet admitted the call; False: it could not decide (the local window will).
+        retry_after = await fleet.admit(wait=self.on_limit is OnLimit.WAIT)
+        if retry_after is None:
+            return False
+        if retry_after == 0.0:
+            self._core.admitted += 1
+            return True
+        self._core.refused += 1
+        raise RateLimitExceeded(retry_after, name=self.name)
 
     async def _around(self, call: Callable[[], Awaitable[Any]]) -> Any:
         await self.acquire()
@@ -216,6 +256,8 @@ def throttle(
     period: float | Unset = UNSET,
     *,
     on_limit: str = "wait",
+    name: str | None = None,
+    store: Store | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Allow at most ``max_calls`` (default 100) calls to start within any ``period`` (default 60)
     seconds.
@@ -229,16 +271,23 @@ def throttle(
     cancelled takes no slot); ``on_limit="raise"`` raises
     :class:`~supervisor.RateLimitExceeded` with the ``retry_after`` that would have admitted it.
 
+    With ``store``, the throttles of the same function (its ``__qualname__``, or ``name``) in
+    every process that uses the store are one limit (see :class:`Throttle`).
+
     Raises:
-        ConfigError: at once, for ``max_calls`` not an integer >= 1, ``period`` not > 0, or an
-            ``on_limit`` other than ``"wait"``/``"raise"``.
+        ConfigError: at once, for ``max_calls`` not an integer >= 1, ``period`` not > 0, an
+            ``on_limit`` other than ``"wait"``/``"raise"``, or a ``store`` that is not a store.
         TypeError: when decorating a plain ``def`` function (waiting needs trio).
     """
     # Validate now, at creation time, not when the first function is decorated.
     probe = Throttle("", max_calls, period, on_limit=on_limit)
     resolved_calls, resolved_period, mode = probe.core.max_calls, probe.core.period, probe.on_limit
+    if store is not None and not isinstance(store, Store):
+        raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {store!r})")
 
     def decorator(fn: Callable[P, R]) -> Callable[P, R]:
-        return Throttle(qualname_of(fn), resolved_calls, resolved_period, on_limit=mode)(fn)
+        return Throttle(
+            name or qualname_of(fn), resolved_calls, resolved_period, on_limit=mode, store=store
+        )(fn)
 
     return decorator

@@ -1,6 +1,12 @@
 """Where rule state lives: in this process (:class:`MemoryStore`, the default) or shared by a
 fleet of processes through Redis (:class:`RedisStore`).
 
+What may live here: keeping a rule's state, sharing it between processes (the Lua scripts, the
+pure fleet logic that tells a local core the fleet's decisions, the trio tasks that move them),
+and the fallback to local state when the server is unreachable. What may not: the request-path
+logic of a rule (that is its core's, in ``rules/``), the rule shells and decorators (``guards/``,
+above), and anything of the tree or the event bus.
+
 See ``docs/scale-out.md`` for the design, what is exact and what is eventually consistent, and
 the failure modes with their bounds.
 """

@@ -19,9 +19,9 @@ from typing import Protocol
 
 import attrs
 
-from .._breaker import BreakerCore, ExceptionTypes
 from .._errors import ConfigError
-from .._throttle import SlidingWindowCore
+from ..rules._breaker import BreakerCore, ExceptionTypes
+from ..rules._window import SlidingWindowCore
 
 __all__ = ["BreakerSettings", "FleetThrottleLink", "MemoryStore", "Store", "ThrottleBinding"]
 

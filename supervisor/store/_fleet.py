@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import attrs
 
-from .._breaker import BreakerCore, ChangeReason, CircuitState, Permit, Refusal
 from .._errors import ConfigError
+from ..rules._breaker import BreakerCore, ChangeReason, CircuitState, Permit, Refusal
 from ._events import StoreRecovered, StoreUnavailable
 
 __all__ = [
@@ -158,7 +158,7 @@ class FleetBreakerCore(BreakerCore):
         self.demand = False
         """Whether a call was refused here since the fleet opened (so a trial would be used)."""
         self.last_trial_at = -float("inf")
-        """When this core last gave a trial permit while holding the lease."""
+        """When this core last gave a trial permit while holding the lease (or took it)."""
         self._gated = False
         self._applying = False
         self._known: tuple[str, int] | None = None
@@ -242,10 +242,12 @@ class FleetBreakerCore(BreakerCore):
 
     # -- what the store receives --------------------------------------------------------------
 
-    def lease_granted(self) -> None:
-        """The lease was taken by this process (Redis said so)."""
+    def lease_granted(self, now: float) -> None:
+        """The lease was taken by this process at ``now`` (Redis said so); it is kept for a
+        lease time at least, for the first trial to come."""
         self.lease_held = True
         self.demand = False
+        self.last_trial_at = now
 
     def lease_released(self) -> None:
         """This process gave the lease up (or lost it)."""

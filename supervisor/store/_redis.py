@@ -29,25 +29,27 @@ import socket
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
-import coredis
-import coredis.exceptions
 import trio
-from coredis.commands import Script
-from coredis.retry import NoRetryPolicy
 
-from .._breaker import ExceptionTypes
 from .._config import DURATION, NON_NEGATIVE
 from .._errors import ConfigError
 from .._listeners import Listeners
-from .._throttle import SlidingWindowCore
+from ..rules._breaker import ExceptionTypes
+from ..rules._window import SlidingWindowCore
 from ._base import BreakerSettings, Store, ThrottleBinding, check_name, check_same
 from ._errors import StoreAuthError, StoreConnectionError
 from ._events import StoreEvent
 from ._fleet import Availability, FleetBreakerCore, FleetState, FleetView, LeaseAction, Report
 from ._scripts import BREAKER_SYNC, THROTTLE_ADMIT
+
+if TYPE_CHECKING:
+    # coredis is the optional `redis` extra: imported when a store connects, so that
+    # `import supervisor` (and the memory store) work without it.
+    import coredis
+    from coredis.commands import Script
 
 __all__ = ["URL_ENV", "RedisStore", "RedisStoreStatistics", "redact_url"]
 
@@ -55,7 +57,22 @@ URL_ENV: Final = "SUPERVISOR_REDIS_URL"
 """The environment variable that gives :meth:`RedisStore.connect` its default URL."""
 
 _SCHEMES: Final = ("redis", "rediss", "unix")
-_OUTAGES: Final = (coredis.exceptions.RedisError, OSError, TimeoutError, trio.TooSlowError)
+_EXTRA_HINT: Final = "RedisStore needs coredis: pip install 'trio-supervisor[redis]'"
+
+
+def _coredis() -> Any:
+    """The coredis module, imported on first use; ImportError naming the extra without it."""
+    try:
+        import coredis  # noqa: PLC0415 - the optional extra, imported only when it is used
+        import coredis.exceptions  # noqa: PLC0415
+        import coredis.retry  # noqa: PLC0415
+    except ImportError as exc:
+        raise ImportError(_EXTRA_HINT) from exc
+    return coredis
+
+
+def _outage_types() -> tuple[type[BaseException], ...]:
+    return (_coredis().exceptions.RedisError, OSError, TimeoutError, trio.TooSlowError)
 
 
 def redact_url(url: str) -> str:
@@ -121,7 +138,8 @@ def _leaves(error: BaseException) -> list[BaseException]:
 
 def _is_outage(error: BaseException) -> bool:
     """Whether ``error`` (or every exception of a group) says the server cannot be reached."""
-    return all(isinstance(leaf, _OUTAGES) for leaf in _leaves(error))
+    outages = _outage_types()
+    return all(isinstance(leaf, outages) for leaf in _leaves(error))
 
 
 def _describe(error: BaseException) -> BaseException:
@@ -338,6 +356,7 @@ class RedisStore(Store):
             StoreAuthError: on entering, the server refused the credentials.
         """
         target, shown = _resolve_url(url)
+        _coredis()  # fail here, at the call, without the extra
         options = _Options(
             flush_interval=DURATION.check("flush_interval", flush_interval),
             resync_interval=DURATION.check("resync_interval", resync_interval),
@@ -375,10 +394,11 @@ class RedisStore(Store):
     async def _session(
         cls, target: str, shown: str, prefix: str, options: _Options
     ) -> AsyncIterator[RedisStore]:
-        client: coredis.Redis[str] = coredis.Redis.from_url(
+        redis = _coredis()
+        client: coredis.Redis[str] = redis.Redis.from_url(
             target,
             decode_responses=True,
-            retry_policy=NoRetryPolicy(),
+            retry_policy=redis.retry.NoRetryPolicy(),
             connect_timeout=options.connect_timeout,
         )
         async with AsyncExitStack() as stack:
@@ -390,7 +410,7 @@ class RedisStore(Store):
                 leaf = _describe(exc)
                 if isinstance(
                     leaf,
-                    coredis.exceptions.AuthenticationError | coredis.exceptions.AuthorizationError,
+                    redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError,
                 ):
                     raise StoreAuthError(
                         shown, f"Redis at {shown} refused the credentials: {leaf}"
@@ -667,7 +687,7 @@ class RedisStore(Store):
             core.resync()  # the fleet refused the report (the lease was gone): follow it anew
         core.apply(view, now)
         if int(granted):
-            core.lease_granted()
+            core.lease_granted(now)
         core.synced(now)
         self._notify(core.name, core)
 
@@ -678,7 +698,9 @@ class RedisStore(Store):
         while True:
             try:
                 async with self._client.pubsub(
-                    patterns=[pattern], ignore_subscribe_messages=True, retry_policy=NoRetryPolicy()
+                    patterns=[pattern],
+                    ignore_subscribe_messages=True,
+                    retry_policy=_coredis().retry.NoRetryPolicy(),
                 ) as pubsub:
                     self._resync_all = True  # what was published while unsubscribed is lost
                     async for message in pubsub:
