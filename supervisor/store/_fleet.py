@@ -256,15 +256,19 @@ class FleetBreakerCore(BreakerCore):
     def apply(self, view: FleetView, now: float) -> None:
         """Follow the fleet's ``view`` at ``now`` (a published message or a sync answer).
 
-        A view no newer than the last one applied changes nothing but the lease flag. A view of a
+        A view older than the last one applied changes nothing; one of the same decision only
+        updates the lease flag. A view of a
         new generation while a gate held means Redis lost the state: a closed view then lifts the
         gate and leaves the local course alone (no safety is lost); an open one is followed.
         """
-        self.lease_held = view.state is FleetState.OPEN and view.holder == self.holder_id
         known = self._known
-        self._known = (view.generation, view.epoch)
+        holds = view.state is FleetState.OPEN and view.holder == self.holder_id
         if known is not None and known[0] == view.generation and view.epoch <= known[1]:
+            if view.epoch == known[1]:
+                self.lease_held = holds  # a fresh answer about the same decision
             return
+        self.lease_held = holds
+        self._known = (view.generation, view.epoch)
         lost = known is not None and known[0] != view.generation
         if view.state is FleetState.CLOSED and (known is None or lost):
             # First contact, or the state was lost: a closed fleet says nothing new.
