@@ -194,6 +194,11 @@ class FleetBreakerCore(BreakerCore):
         self._sent_failures = self.failures
         return successes, failures
 
+    @property
+    def failures_unsent(self) -> int:
+        """Counted failures not yet handed over by :meth:`take_counts`."""
+        return self.failures - self._sent_failures
+
     def take_report(self) -> Report | None:
         """The pending local change the fleet must hear about, and forget it."""
         report = self._report

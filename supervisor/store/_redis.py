@@ -432,6 +432,11 @@ class RedisStore(Store):
                 try:
                     yield store
                 finally:
+                    # What is pending (a reset, the holder's close, counted failures) still goes
+                    # out, within `timeout`, even when the block is left by a cancellation.
+                    with trio.CancelScope(shield=True) as final:
+                        final.deadline = trio.current_time() + options.timeout
+                        await store.sync(final=True)
                     store._close()
                     nursery.cancel_scope.cancel()
 
@@ -633,16 +638,20 @@ class RedisStore(Store):
         ]
         return keys, args
 
-    async def sync(self) -> None:
+    async def sync(self, *, final: bool = False) -> None:
         """Run one sync now (the sync loop does this every ``flush_interval``): send what the
         breakers have to say, take back the fleet's views, and drop cancelled throttle bookings.
+        ``final``: only what must not be lost (reports, counted failures, bookings), as the
+        store closes.
 
         Never raises for an unreachable server: the store turns local instead.
         """
-        if self._closed:
+        if self._closed or (final and not self._availability.up):
             return
         now = trio.current_time()
         plan = self._plan(now)
+        if final:
+            plan = [s for s in plan if s.report is not None or s.core.failures_unsent]
         cancelled, self._cancelled = self._cancelled, []
         probe = not plan and not cancelled and not self._availability.up
         if not plan and not cancelled and not probe:

@@ -392,5 +392,5 @@ def test_bookings_keep_every_window_within_the_limit(
         admitted.append(at)
     admitted.sort()
     for i, start in enumerate(admitted):
-        in_window = [t for t in admitted if start - period < t <= start]
+        in_window = [t for t in admitted if t <= start < t + period]  # as the rule compares
         assert len(in_window) <= max_calls, (i, admitted)
