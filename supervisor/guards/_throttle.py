@@ -92,7 +92,8 @@ class Throttle:
     throttle is used from a new ``trio.run`` its window and queue start empty.
 
     Store: throttles of the same ``name`` and ``store`` share one limit. With a
-    :class:`~supervisor.MemoryStore` they share one window in this process; with a
+    :class:`~supervisor.MemoryStore` they share one window in this process (which, unlike a
+    throttle's own, is not emptied by a new ``trio.run``: use one store in one run); with a
     :class:`~supervisor.RedisStore` the limit is the fleet's, exact across every process: each
     admission is one round trip to a script on Redis's clock (``"wait"`` books the next free slot
     and sleeps until it; a cancelled waiter gives it back), and while the server is unreachable
@@ -120,6 +121,7 @@ class Throttle:
             DURATION.resolve("period", period, env=None, default=60.0),
         )
         self._fleet: FleetThrottleLink | None = None
+        self._shared = store is not None
         if store is not None:
             if not isinstance(store, Store):
                 raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {store!r})")
@@ -144,7 +146,8 @@ class Throttle:
         token = trio.lowlevel.current_trio_token()
         if token is not self._run:
             self._run = token
-            self._core.reset()
+            if not self._shared:  # a store's window is shared: another shell may use it now
+                self._core.reset()
             self._waiters.clear()
 
     async def acquire(self) -> None:
