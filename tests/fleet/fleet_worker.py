@@ -26,7 +26,7 @@ import trio
 
 import supervisor
 
-THROTTLE_CALLS, THROTTLE_PERIOD, THROTTLE_MARGIN, TASKS = 50, 1.0, 0.02, 8
+THROTTLE_CALLS, THROTTLE_PERIOD, THROTTLE_MARGIN, TASKS = 50, 1.0, 0.05, 8
 
 
 async def _go() -> tuple[float, float]:

@@ -61,7 +61,9 @@ def _fleet(
 def test_four_processes_never_exceed_the_shared_rate(redis_server: RedisServer) -> None:
     """4 processes x 8 tasks against one 50-per-second throttle for 3 s: no window of one second
     (on the machine's monotonic clock, from the recorded start times) holds more than 50 starts,
-    and the fleet admits within a few percent of the 150 the bound allows."""
+    and the fleet admits within a few percent of the 150 the bound allows. (The workers give the
+    throttle a 50 ms margin: a start follows Redis's decision by a reply and a wake-up, which a
+    loaded machine can delay by tens of milliseconds.)"""
     seconds = 3.0
     results = list(_fleet("throttle", redis_server.url, "rate", 4, seconds))
     start = results[0]["start"]
@@ -69,8 +71,8 @@ def test_four_processes_never_exceed_the_shared_rate(redis_server: RedisServer) 
     assert all(r["fallbacks"] == 0 for r in results)
     assert all(r["starts"] for r in results), "every process got some of the rate"
     worst = max(sum(1 for u in starts if t <= u < t + 1.0) for t in starts)
-    assert worst <= 50
-    assert 0.95 * 150 <= len(starts) <= 150
+    assert worst <= 50, f"{worst} starts in one window; {len(starts)} in all"
+    assert 0.95 * 150 <= len(starts) <= 150, f"{len(starts)} starts in {seconds}s"
 
 
 def test_a_breaker_opens_fleet_wide_with_one_trial_and_closes_everywhere(
