@@ -254,10 +254,6 @@ class FleetBreakerCore(BreakerCore):
         self.demand = False
         self.last_trial_at = now
 
-    def lease_released(self) -> None:
-        """This process gave the lease up (or lost it)."""
-        self.lease_held = False
-
     def apply(self, view: FleetView, now: float) -> None:
         """Follow the fleet's ``view`` at ``now`` (a published message or a sync answer).
 

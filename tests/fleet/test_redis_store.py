@@ -8,6 +8,7 @@ each test takes a fraction of a second.
 from __future__ import annotations
 
 import math
+import signal
 import subprocess
 import sys
 import textwrap
@@ -364,6 +365,32 @@ async def test_a_killed_server_turns_every_rule_local_and_a_restart_resyncs(
         await wait_for(lambda: breaker.state is CircuitState.OPEN, 3.0)
         assert await limited() == "ok"
         assert a.statistics().failures >= 1
+
+
+async def test_a_stalled_server_costs_a_request_at_most_the_timeout(
+    redis_server: RedisServer,
+) -> None:
+    """A server that stops answering (SIGSTOP) delays one throttle admission by at most the
+    store's timeout; the next ones are decided locally at once; when it answers again the store
+    is back."""
+    async with connect(redis_server.url, timeout=0.1) as store:
+        limited = supervisor.throttle(1000, 1.0, name="api", store=store)(ok)
+        assert await limited() == "ok"
+        process = redis_server.process
+        assert process is not None
+        process.send_signal(signal.SIGSTOP)
+        try:
+            started = trio.current_time()
+            assert await limited() == "ok"
+            assert trio.current_time() - started < 0.1 + 0.05
+            assert not store.available
+            started = trio.current_time()
+            for _ in range(100):
+                assert await limited() == "ok"
+            assert trio.current_time() - started < 0.05
+        finally:
+            process.send_signal(signal.SIGCONT)
+        await wait_for(lambda: store.available, 3.0)
 
 
 # -- without the extra ----------------------------------------------------------------------------
