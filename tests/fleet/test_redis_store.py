@@ -143,7 +143,7 @@ async def test_a_closed_shared_breaker_makes_no_round_trip(redis_server: RedisSe
     """A thousand successful calls through a closed shared breaker send no Redis command."""
     async with connect(redis_server.url, resync_interval=60.0) as store:
         breaker = CircuitBreaker("quiet", store=store)
-        await trio.sleep(0.05)  # the first sync of the new breaker
+        await wait_for(lambda: store.statistics().commands >= 1)  # the new breaker's first sync
         before = store.statistics().commands
         for _ in range(1000):
             assert await breaker.call(ok) == "ok"
