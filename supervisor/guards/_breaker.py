@@ -38,6 +38,7 @@ from ..rules._breaker import (
     Refusal,
 )
 from ..store._base import Store
+from . import _testing
 from ._decorate import decorate, is_async_callable, qualname_of
 
 P = ParamSpec("P")
@@ -173,6 +174,7 @@ class CircuitBreaker:
         self._clock = _outside_trio_clock if clock is None else clock
         self._listeners: Listeners[CircuitStateChange] = Listeners()
         self._entries: dict[object, list[Permit]] = {}
+        _testing.track(self)  # findable by name for supervisor.testing(open_breakers=...)
 
     # -- settings and inspection --------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from ..rules._retry import (
     RetryPolicy,
     RetrySchedule,
 )
+from . import _testing
 from ._decorate import decorate
 
 P = ParamSpec("P")
@@ -51,7 +52,8 @@ async def _run_async(
         try:
             return await call()
         except Exception as exc:
-            delay = schedule.next_delay(
+            delay = _testing.next_delay(
+                schedule,
                 attempt,
                 exc,
                 rng=rng,
@@ -75,7 +77,7 @@ def _run_sync(schedule: RetrySchedule, rng: random.Random, call: Callable[[], An
                 now, deadline = trio.current_time(), trio.current_effective_deadline()
             else:
                 now, deadline = 0.0, math.inf
-            delay = schedule.next_delay(attempt, exc, rng=rng, deadline=deadline, now=now)
+            delay = _testing.next_delay(schedule, attempt, exc, rng=rng, deadline=deadline, now=now)
             if delay is None:
                 raise
             if in_trio and delay > 0:

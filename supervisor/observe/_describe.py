@@ -22,6 +22,7 @@ from ._events import (
     RequestRefused,
     RetryScheduled,
 )
+from ._fault_events import FaultInjected
 from ._snapshot import EventSnapshot
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ def _transition_detail(event: object) -> str:
         return "healthy again" if event.healthy else "unhealthy"
     if isinstance(event, SubscriberFailed):
         return f"listener {event.callback} removed: {_error(event.error)}"
+    if isinstance(event, FaultInjected):
+        return f"injected at {event.point.value}: {event.fault.describe()}"
     return ""
 
 

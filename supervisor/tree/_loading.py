@@ -17,6 +17,8 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._errors import ConfigError
+from ..rules._faults import Fault, FaultPoint
+from ._fault_specs import FaultSpec
 from ._specs import (
     BreakerSpec,
     BulkheadSpec,
@@ -30,6 +32,8 @@ from ._specs import (
     SupervisorSpec,
     ThrottleSpec,
     _factory,
+    _import,
+    _import_callable,
     _member,
 )
 
@@ -99,6 +103,7 @@ def _make_converter() -> cattrs.Converter:
         converter.register_structure_hook(kind, structure)
 
     table(RestartBackoff)
+    _fault_tables(table, as_is)
     table(BulkheadSpec)
     table(ThrottleSpec)
     exceptions = override(struct_hook=as_is)
@@ -133,8 +138,29 @@ _SERVICE_FIELDS: Final = frozenset(
         "fallback",
         "health_check",
         "health_interval",
+        "faults",
     }
 )
+
+
+def _fault_tables(table: Callable[..., None], as_is: Callable[[Any, type[Any]], Any]) -> None:
+    # ``error = "package.module:Name"``, ``rng = "package.module:name"``; the attrs validators
+    # check what the strings name (and every other value).
+    def error(value: Any, _type: type[Any]) -> Any:
+        return _import(value, "error") if isinstance(value, str) else value
+
+    def rng(value: Any, _type: type[Any]) -> Any:
+        return None if value is None else _import_callable(value, "rng")
+
+    table(
+        Fault,
+        error=override(struct_hook=error),
+        result=override(struct_hook=as_is),
+        point=override(struct_hook=lambda value, _t: _member(FaultPoint, None, value)),
+    )
+    table(FaultSpec, seed=override(struct_hook=as_is), rng=override(struct_hook=rng))
+
+
 _CONVERTER: Final = _make_converter()
 
 

@@ -24,6 +24,7 @@ import attrs
 
 from .._config import COUNT, DURATION, FACTOR, NON_NEGATIVE, QUEUE, Bound
 from .._errors import ConfigError
+from ._fault_specs import FaultSpec
 
 _EnumT = TypeVar("_EnumT", bound=enum.Enum)
 
@@ -394,6 +395,9 @@ class ServiceSpec:
     health_interval: float | None = attrs.field(default=None)
     """Seconds between health checks, start to start; ``None``: ``$HEALTH_CHECK_INTERVAL``,
     else 30."""
+    faults: FaultSpec | None = None
+    """Faults injected inside the service actor (errors, latency, replaced results), or ``None``
+    (off: nothing is added to the request path)."""
 
     def __attrs_post_init__(self) -> None:
         if self.timeout is not None:
@@ -406,6 +410,7 @@ class ServiceSpec:
             ("retry", RetrySpec),
             ("throttle", ThrottleSpec),
             ("fallback", FallbackSpec),
+            ("faults", FaultSpec),
         ):
             value = getattr(self, field)
             if value is not None and not isinstance(value, kind):

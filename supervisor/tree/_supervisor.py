@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ._tree import Tree
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -46,6 +46,7 @@ from ..observe._events import (
 from ..observe._snapshot import NodeSnapshot
 from ..rules._intensity import RestartIntensity
 from ..rules._retry import RetrySchedule
+from ._faulty import service_factory
 from ._specs import ChildSpec, Restart, ServiceSpec, Strategy, SupervisorSpec
 
 
@@ -174,9 +175,10 @@ class _Supervisor(actors.Actor[Any]):
                 mailbox_size=_SUPERVISOR_MAILBOX,
             )
         else:
-            factory = functools.partial(spec.factory, *spec.args, **spec.kwargs)
+            factory: Callable[..., Any] = functools.partial(spec.factory, *spec.args, **spec.kwargs)
             if isinstance(spec, ServiceSpec):
                 service = self._tree._service(spec, child.path)
+                factory = service_factory(factory, service, origin=self._tree.started_at)
                 ref = await system.spawn(
                     factory, name=child.path, supervisor=self._hook, **service.spawn_options()
                 )

@@ -9,9 +9,9 @@ Modes:
     throttle  8 tasks call one shared throttle (50 per second, ``on_limit="wait"``) until
               START + SECONDS; the output lists the start time of every admitted call.
     breaker   2 counted failures through one shared breaker (failure_threshold 6: three
-              processes open it together, none on its own), then calls every 5 ms until the breaker is closed again; the
-              output says when it saw OPEN, whether it refused, how many calls ran while it was
-              half-open, and when it closed.
+              processes open it together, none on its own), then calls every 5 ms until the
+              breaker is closed again; the output says when it saw OPEN, whether it refused,
+              how many calls ran while it was half-open, and when it closed.
 """
 
 from __future__ import annotations
