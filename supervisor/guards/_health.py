@@ -7,7 +7,6 @@ a service turns unhealthy or recovers.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -15,7 +14,8 @@ from typing import Any
 import attrs
 import trio
 
-from .._config import COUNT, DURATION, UNSET, Unset
+from .._config import COUNT, DURATION, NON_NEGATIVE, UNSET, Unset
+from .._errors import shown
 from .._listeners import Listeners
 from ..rules._health import TIMEOUT_ERROR_NAME, HealthChange, HealthWindow, ServiceStatus
 
@@ -171,13 +171,8 @@ class HealthTracker:
             TypeError: ``error`` is neither ``None`` nor an exception.
         """
         service = self._services[name]
-        if (
-            isinstance(latency, bool)
-            or not isinstance(latency, int | float)
-            or not math.isfinite(latency)
-            or latency < 0
-        ):
-            raise ValueError(f"`latency` must be a finite number >= 0 (got {latency!r})")
+        if not NON_NEGATIVE.admits(latency):
+            raise ValueError(f"`latency` must be a finite number >= 0 (got {shown(latency)})")
         if error is None:
             service.window.record_call(ok=True, latency=float(latency))
         elif isinstance(error, Exception):

@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import trio
 
-from .._config import COUNT, FACTOR, NON_NEGATIVE, UNSET, Unset
+from .._config import COUNT, DELAY_CAP, FACTOR, NON_NEGATIVE, UNSET, Unset
 from ..rules._retry import (
     _DEFAULT_BACKOFF_FACTOR,
     _DEFAULT_INITIAL_DELAY,
@@ -137,7 +137,7 @@ def retry(
         initial_delay=NON_NEGATIVE.resolve(
             "initial_delay", initial_delay, env=_ENV_INITIAL_DELAY, default=_DEFAULT_INITIAL_DELAY
         ),
-        max_delay=NON_NEGATIVE.resolve(
+        max_delay=DELAY_CAP.resolve(
             "max_delay", max_delay, env=_ENV_MAX_DELAY, default=_DEFAULT_MAX_DELAY
         ),
         backoff_factor=FACTOR.resolve(

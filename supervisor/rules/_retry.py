@@ -11,7 +11,7 @@ from typing import Final
 
 import attrs
 
-from .._config import COUNT, FACTOR, NON_NEGATIVE, UNSET, Unset
+from .._config import COUNT, DELAY_CAP, FACTOR, NON_NEGATIVE, UNSET, Unset
 from .._errors import ConfigError
 
 _ENV_MAX_ATTEMPTS: Final = "RETRY_MAX_ATTEMPTS"
@@ -83,7 +83,7 @@ class ExponentialBackoff(RetryPolicy):
         self.initial_delay = NON_NEGATIVE.resolve(
             "initial_delay", initial_delay, env=_ENV_INITIAL_DELAY, default=_DEFAULT_INITIAL_DELAY
         )
-        self.max_delay = NON_NEGATIVE.resolve(
+        self.max_delay = DELAY_CAP.resolve(
             "max_delay", max_delay, env=_ENV_MAX_DELAY, default=_DEFAULT_MAX_DELAY
         )
         self.factor = FACTOR.resolve(
@@ -156,9 +156,11 @@ def _check_policy(policy: object) -> RetryPolicy | None:
 def _numeric(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if math.isnan(value):
-        return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range: as good as infinite
+        number = math.inf if value > 0 else -math.inf
+    return None if math.isnan(number) else number
 
 
 @attrs.frozen(kw_only=True)
@@ -211,7 +213,7 @@ class RetrySchedule:
         return cls(
             max_attempts=attempts,
             initial_delay=NON_NEGATIVE.check("initial_delay", initial_delay),
-            max_delay=NON_NEGATIVE.check("max_delay", max_delay),
+            max_delay=DELAY_CAP.check("max_delay", max_delay),
             backoff_factor=FACTOR.check("backoff_factor", backoff_factor),
             jitter=bool(jitter),
             exceptions=_check_exceptions(exceptions),

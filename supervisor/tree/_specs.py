@@ -22,7 +22,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 
 import attrs
 
-from .._config import COUNT, DURATION, FACTOR, NON_NEGATIVE, QUEUE, Bound
+from .._config import COUNT, DELAY_CAP, DURATION, FACTOR, NON_NEGATIVE, QUEUE, Bound
 from .._errors import ConfigError
 
 _EnumT = TypeVar("_EnumT", bound=enum.Enum)
@@ -161,7 +161,7 @@ class RestartBackoff:
 
     initial_delay: float = attrs.field(default=0.0, validator=_checked(NON_NEGATIVE))
     """Seconds before the first restart (``0`` restarts at once, as OTP does)."""
-    max_delay: float = attrs.field(default=5.0, validator=_checked(NON_NEGATIVE))
+    max_delay: float = attrs.field(default=5.0, validator=_checked(DELAY_CAP))
     """Cap on any one delay, in seconds."""
     factor: float = attrs.field(default=2.0, validator=_checked(FACTOR))
     """Growth per restart (>= 1)."""
@@ -248,7 +248,7 @@ class RetrySpec:
     """Attempts at most, the first included."""
     initial_delay: float = attrs.field(default=0.1, validator=_checked(NON_NEGATIVE))
     """Delay after the first failed attempt, in seconds."""
-    max_delay: float = attrs.field(default=5.0, validator=_checked(NON_NEGATIVE))
+    max_delay: float = attrs.field(default=5.0, validator=_checked(DELAY_CAP))
     """Cap on any one delay."""
     backoff_factor: float = attrs.field(default=2.0, validator=_checked(FACTOR))
     """Growth of the delay per attempt."""

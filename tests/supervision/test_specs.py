@@ -423,7 +423,7 @@ def test_bad_overflow(value: object) -> None:
         ({"max_restarts": "3"}, "`max_restarts` must be an integer >= 0 (got '3')"),
         ({"within": 0}, "`within` must be a number > 0 (got 0)"),
         ({"within": -1.0}, "`within` must be a number > 0 (got -1.0)"),
-        ({"within": math.inf}, "`within` must be a number > 0 (got inf)"),
+        ({"within": math.inf}, "`within` must be a finite number > 0 (got inf)"),
         ({"within": math.nan}, "`within` must be a number > 0 (got nan)"),
         ({"within": False}, "`within` must be a number > 0 (got False)"),
         ({"within": "5"}, "`within` must be a number > 0 (got '5')"),
@@ -448,9 +448,9 @@ def test_intensity_edges_are_valid() -> None:
         ({"initial_delay": -1}, "`initial_delay` must be a number >= 0 (got -1)"),
         ({"initial_delay": math.nan}, "`initial_delay` must be a number >= 0 (got nan)"),
         ({"initial_delay": "1"}, "`initial_delay` must be a number >= 0 (got '1')"),
-        ({"max_delay": -0.5}, "`max_delay` must be a number >= 0 (got -0.5)"),
-        ({"max_delay": math.inf}, "`max_delay` must be a number >= 0 (got inf)"),
-        ({"max_delay": True}, "`max_delay` must be a number >= 0 (got True)"),
+        ({"max_delay": -0.5}, "`max_delay` must be a number >= 0 (inf: no limit) (got -0.5)"),
+        ({"max_delay": math.nan}, "`max_delay` must be a number >= 0 (inf: no limit) (got nan)"),
+        ({"max_delay": True}, "`max_delay` must be a number >= 0 (inf: no limit) (got True)"),
         ({"factor": 0.5}, "`factor` must be a number >= 1 (got 0.5)"),
         ({"factor": 0}, "`factor` must be a number >= 1 (got 0)"),
         ({"factor": None}, "`factor` must be a number >= 1 (got None)"),
@@ -459,7 +459,7 @@ def test_intensity_edges_are_valid() -> None:
     ],
 )
 def test_bad_backoff(fields: dict[str, Any], message: str) -> None:
-    """Backoff delays must be finite and >= 0, and the factor >= 1."""
+    """Backoff delays must be >= 0 (only ``max_delay`` may be inf: no cap), the factor >= 1."""
     with pytest.raises(ConfigError) as info:
         RestartBackoff(**fields)
     assert str(info.value) == message
