@@ -7,6 +7,7 @@ from typing import Final, TypeAlias
 
 import attrs
 
+from .._errors import shown
 from ._attach_errors import AddressError
 
 __all__ = ["LOOPBACK", "Address", "TcpAddress", "UnixAddress", "parse_address"]
@@ -68,11 +69,13 @@ def parse_address(address: str | Address) -> Address:
         return address
     text = address.strip()
     if not text:
-        raise AddressError(address, f"bad address {address!r}: {_SYNTAX}")
+        raise AddressError(address, f"bad address {shown(address)}: {_SYNTAX}")
     if text.startswith("unix:") or "/" in text:
         path = text.removeprefix("unix:")
         if not path:
-            raise AddressError(address, f"bad address {address!r}: the Unix socket path is empty")
+            raise AddressError(
+                address, f"bad address {shown(address)}: the Unix socket path is empty"
+            )
         return UnixAddress(path=path)
     host, sep, port_text = text.rpartition(":")
     if not sep:
@@ -80,10 +83,10 @@ def parse_address(address: str | Address) -> Address:
     elif host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host or any(char.isspace() for char in host):
-        raise AddressError(address, f"bad address {address!r}: the host is empty; {_SYNTAX}")
+        raise AddressError(address, f"bad address {shown(address)}: the host is empty; {_SYNTAX}")
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise AddressError(
             address,
-            f"bad address {address!r}: the port must be an integer from 0 to 65535; {_SYNTAX}",
+            f"bad address {shown(address)}: the port must be an integer from 0 to 65535; {_SYNTAX}",
         )
     return TcpAddress(host=host, port=int(port_text))

@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import trio
 
 from .._config import COUNT, DURATION, UNSET, Unset
-from .._errors import CircuitOpenError, ConfigError
+from .._errors import CircuitOpenError, ConfigError, shown
 from .._listeners import Listeners
 from ..rules._breaker import (
     _DEFAULT_FAILURE_THRESHOLD,
@@ -109,9 +109,9 @@ class CircuitBreaker:
         clock: Callable[[], float] | None = None,
     ) -> None:
         if not isinstance(name, str):
-            raise ConfigError(f"`name` must be a string (got {name!r})")
+            raise ConfigError(f"`name` must be a string (got {shown(name)})")
         if config is not None and not isinstance(config, CircuitBreakerConfig):
-            raise ConfigError(f"`config` must be a CircuitBreakerConfig (got {config!r})")
+            raise ConfigError(f"`config` must be a CircuitBreakerConfig (got {shown(config)})")
         if config is not None:
             failure_threshold = (
                 config.failure_threshold if failure_threshold is UNSET else failure_threshold

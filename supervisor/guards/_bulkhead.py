@@ -20,7 +20,7 @@ import attrs
 import trio
 
 from .._config import COUNT, QUEUE, UNSET, Unset
-from .._errors import BulkheadFullError
+from .._errors import BulkheadFullError, shown
 from ..rules._bulkhead import Admission, BulkheadCore
 from ._decorate import decorate, qualname_of
 
@@ -78,7 +78,7 @@ class Bulkhead:
         max_queued: int | Unset = UNSET,
     ) -> None:
         if not isinstance(name, str):
-            raise TypeError(f"`name` must be a string (got {name!r})")
+            raise TypeError(f"`name` must be a string (got {shown(name)})")
         self.name = name
         self._core: BulkheadCore[trio.lowlevel.Task] = BulkheadCore(
             COUNT.resolve_int("max_concurrent", max_concurrent, env=None, default=10),

@@ -13,6 +13,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from .._errors import shown
+
 __all__ = ["AsyncAround", "SyncAround", "decorate", "is_async_callable", "qualname_of"]
 
 P = ParamSpec("P")
@@ -63,7 +65,7 @@ def decorate(
         TypeError: ``fn`` is not callable, or is a plain function and ``around_sync`` is ``None``.
     """
     if not callable(fn):
-        raise TypeError(f"@{rule} decorates a callable (got {fn!r})")
+        raise TypeError(f"@{rule} decorates a callable (got {shown(fn)})")
     wrapper: Callable[..., Any]
     if is_async_callable(fn):
         async_fn: Callable[..., Awaitable[Any]] = fn  # type: ignore[assignment]

@@ -103,7 +103,7 @@ class HealthTracker:
         )
         self.window_size = int(COUNT.check("window_size", window_size))
         if on_alert is not None and not callable(on_alert):
-            raise TypeError(f"`on_alert` must be callable or None (got {on_alert!r})")
+            raise TypeError(f"`on_alert` must be callable or None (got {shown(on_alert)})")
         self._on_alert = on_alert
         self._services: dict[str, _Service] = {}
         self._listeners: Listeners[HealthChange] = Listeners()
@@ -126,11 +126,11 @@ class HealthTracker:
             TypeError: ``name`` is not a string or ``health_check`` is not callable.
         """
         if not isinstance(name, str):
-            raise TypeError(f"`name` must be a string (got {name!r})")
+            raise TypeError(f"`name` must be a string (got {shown(name)})")
         if not callable(health_check):
-            raise TypeError(f"`health_check` must be callable (got {health_check!r})")
+            raise TypeError(f"`health_check` must be callable (got {shown(health_check)})")
         if name in self._services:
-            raise ValueError(f"service {name!r} is already registered")
+            raise ValueError(f"service {shown(name)} is already registered")
         seconds = DURATION.resolve("interval", interval, env="HEALTH_CHECK_INTERVAL", default=30.0)
         service = _Service(
             health_check,
@@ -180,7 +180,7 @@ class HealthTracker:
                 ok=False, latency=float(latency), error_type=type(error).__name__
             )
         elif not isinstance(error, BaseException):
-            raise TypeError(f"`error` must be an exception or None (got {error!r})")
+            raise TypeError(f"`error` must be an exception or None (got {shown(error)})")
 
     def add_listener(self, callback: Callable[[HealthChange], object]) -> None:
         """Call ``callback(change)`` synchronously with each :class:`HealthChange`."""

@@ -20,7 +20,7 @@ import attrs
 import trio
 
 from .._config import COUNT, DURATION, UNSET, Unset
-from .._errors import ConfigError, RateLimitExceeded
+from .._errors import ConfigError, RateLimitExceeded, shown
 from ..rules._window import SlidingWindowCore
 from ._decorate import decorate, qualname_of
 
@@ -43,7 +43,7 @@ def _on_limit(value: object) -> OnLimit:
     for member in OnLimit:
         if value == member.value:
             return member
-    raise ConfigError(f'`on_limit` must be "wait" or "raise" (got {value!r})')
+    raise ConfigError(f'`on_limit` must be "wait" or "raise" (got {shown(value)})')
 
 
 @attrs.frozen(kw_only=True)

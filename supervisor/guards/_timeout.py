@@ -13,7 +13,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 import trio
 
 from .._config import DURATION, UNSET
-from .._errors import ConfigError, OperationTimeout
+from .._errors import ConfigError, OperationTimeout, shown
 from ..rules._budget import BudgetCore
 from ._decorate import decorate
 
@@ -47,11 +47,10 @@ def resolve_timeout(seconds: float | None, kind: str | TimeoutKind) -> float:
         ConfigError: ``kind`` is not one of ``"operation"``, ``"api"``, ``"query"`` (checked even
             when ``seconds`` is given); ``seconds`` or the variable is not a number > 0.
     """
-    try:
-        checked = TimeoutKind(kind)
-    except ValueError as exc:
+    if not isinstance(kind, str) or kind not in TimeoutKind.__members__.values():
         choices = ", ".join(repr(k.value) for k in TimeoutKind)
-        raise ConfigError(f"`kind` must be one of {choices} (got {kind!r})") from exc
+        raise ConfigError(f"`kind` must be one of {choices} (got {shown(kind)})", field="kind")
+    checked = TimeoutKind(kind)
     env, default = _DEFAULTS[checked]
     return DURATION.resolve(
         "seconds", UNSET if seconds is None else seconds, env=env, default=default

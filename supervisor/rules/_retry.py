@@ -12,7 +12,7 @@ from typing import Final
 import attrs
 
 from .._config import COUNT, DELAY_CAP, FACTOR, NON_NEGATIVE, UNSET, Unset
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 
 _ENV_MAX_ATTEMPTS: Final = "RETRY_MAX_ATTEMPTS"
 _ENV_INITIAL_DELAY: Final = "RETRY_INITIAL_DELAY"
@@ -27,7 +27,7 @@ _DEFAULT_BACKOFF_FACTOR: Final = 2.0
 
 def _check_attempt(attempt: int) -> None:
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-        raise ConfigError(f"`attempt` must be an integer >= 1 (got {attempt!r})")
+        raise ConfigError(f"`attempt` must be an integer >= 1 (got {shown(attempt)})")
 
 
 def _exponential(initial_delay: float, factor: float, max_delay: float, attempt: int) -> float:
@@ -140,7 +140,8 @@ def _check_exceptions(value: object) -> tuple[type[BaseException], ...]:
     items = value if isinstance(value, tuple) else (value,)
     if not items or not all(isinstance(t, type) and issubclass(t, BaseException) for t in items):
         raise ConfigError(
-            f"`exceptions` must be an exception class or a non-empty tuple of them (got {value!r})"
+            "`exceptions` must be an exception class or a non-empty tuple of them "
+            f"(got {shown(value)})"
         )
     return items
 
@@ -149,7 +150,7 @@ def _check_policy(policy: object) -> RetryPolicy | None:
     if policy is None:
         return None
     if not callable(getattr(policy, "get_delay", None)):
-        raise TypeError(f"`policy` must be a RetryPolicy (got {policy!r})")
+        raise TypeError(f"`policy` must be a RetryPolicy (got {shown(policy)})")
     return policy  # type: ignore[return-value]
 
 
