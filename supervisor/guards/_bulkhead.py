@@ -23,6 +23,7 @@ from .._config import COUNT, QUEUE, UNSET, Unset
 from .._errors import BulkheadFullError, shown
 from ..rules._bulkhead import Admission, BulkheadCore
 from ._decorate import decorate, qualname_of
+from ._generators import Refused
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -158,7 +159,8 @@ class Bulkhead:
         """Guard ``fn`` (an ``async def`` function or method) with this bulkhead.
 
         Raises:
-            TypeError: ``fn`` is a plain function (waiting for a slot needs trio).
+            TypeError: ``fn`` is a plain function (waiting for a slot needs trio) or a generator
+                function (a slot would be held between its items).
         """
         return decorate(
             fn,
@@ -166,6 +168,10 @@ class Bulkhead:
             around_async=self._around,
             around_sync=None,
             extra={"bulkhead": self},
+            generators=Refused(
+                "a slot would be held between its items for as long as the consumer keeps it "
+                "open; guard the calls inside it, or an `async def` that collects the items"
+            ),
         )
 
     def statistics(self) -> BulkheadStatistics:

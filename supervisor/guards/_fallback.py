@@ -14,7 +14,7 @@ import enum
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar
 
 import trio
 
@@ -22,6 +22,7 @@ from .._config import COUNT, DURATION, UNSET, Unset
 from .._errors import shown
 from ..rules._cache import MISS, CacheStatistics, TtlLruCache
 from ._decorate import decorate, is_async_callable
+from ._generators import Refused, generator_kind
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,6 +41,11 @@ def _exception_types(exceptions: object) -> tuple[type[BaseException], ...]:
             )
     return items
 
+
+_NO_GENERATORS: Final = Refused(
+    "items already handed out cannot be taken back, so a failure while iterating has nothing to "
+    "fall back to; decorate a function that returns the collected items"
+)
 
 # --------------------------------------------------------------------------------------------------
 # fallback / default_fallback
@@ -100,7 +106,13 @@ def fallback(
                     return produce()
                 raise
 
-        return decorate(fn, rule="fallback", around_async=around_async, around_sync=around_sync)
+        return decorate(
+            fn,
+            rule="fallback",
+            around_async=around_async,
+            around_sync=around_sync,
+            generators=_NO_GENERATORS,
+        )
 
     return decorator
 
@@ -156,13 +168,21 @@ def degraded_fallback(
             args, kwargs = _arguments(call, fn)
             return alternative(*args, **kwargs)
 
-        if not is_async_callable(fn) and is_async_callable(alternative):
+        if (
+            generator_kind(fn) is None
+            and not is_async_callable(fn)
+            and is_async_callable(alternative)
+        ):
             raise TypeError(
                 f"degraded_fallback: the alternative {shown(alternative)} is async but "
                 f"{getattr(fn, '__qualname__', fn)!r} is a plain function"
             )
         return decorate(
-            fn, rule="degraded_fallback", around_async=around_async, around_sync=around_sync
+            fn,
+            rule="degraded_fallback",
+            around_async=around_async,
+            around_sync=around_sync,
+            generators=_NO_GENERATORS,
         )
 
     return decorator
@@ -333,6 +353,7 @@ def cache_fallback(
             around_async=around_async,
             around_sync=around_sync,
             extra={"cache_statistics": shell.statistics},
+            generators=_NO_GENERATORS,
         )
 
     return decorator

@@ -29,7 +29,8 @@ from ..rules._retry import (
     RetryPolicy,
     RetrySchedule,
 )
-from ._decorate import decorate
+from ._decorate import decorate, qualname_of
+from ._generators import UntilFirstItem, generator_kind
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -123,6 +124,11 @@ def retry(
     delay is 0; where a positive delay is due, retrying stops and the last error is re-raised with a
     note saying why.
 
+    Generator functions (plain or async): the wrapper is a generator function of the same kind;
+    an attempt is starting the iteration up to its first item, so a generator that fails before
+    its first item is made anew and retried; once an item was handed out, an error propagates
+    unretried (the items cannot be taken back).
+
     Cancellation: a cancelled sleep or attempt propagates ``trio.Cancelled`` at once; nothing more
     is tried.
 
@@ -165,6 +171,7 @@ def retry(
             around_async=around_async,
             around_sync=around_sync,
             extra={"retry_schedule": schedule},
+            generators=UntilFirstItem(),
         )
 
     return decorator
@@ -236,8 +243,17 @@ class Retrier:
 
         Raises:
             Exception: the last error, re-raised unchanged, once retrying stops.
+            TypeError: ``operation`` is a generator function (decorate it instead).
             trio.Cancelled: at once, when the caller is cancelled.
         """
+
+        kind = generator_kind(operation)
+        if kind is not None:
+            what = "an async generator function" if kind == "async" else "a generator function"
+            raise TypeError(
+                f"execute() runs an operation to its result, and {qualname_of(operation)!r} is "
+                f"{what} (its work happens while it is iterated): decorate it with the retrier"
+            )
 
         async def call() -> Any:
             result = operation(*args, **kwargs)
@@ -258,7 +274,13 @@ class Retrier:
         def around_sync(call: Callable[[], Any]) -> Any:
             return _run_sync(schedule, rng, call)
 
-        return decorate(fn, rule="Retrier", around_async=around_async, around_sync=around_sync)
+        return decorate(
+            fn,
+            rule="Retrier",
+            around_async=around_async,
+            around_sync=around_sync,
+            generators=UntilFirstItem(),
+        )
 
     def __repr__(self) -> str:
         return f"<Retrier {self._schedule.policy!r}, max_attempts={self.max_attempts}>"

@@ -23,6 +23,7 @@ from .._config import COUNT, DURATION, UNSET, Unset
 from .._errors import ConfigError, RateLimitExceeded, shown
 from ..rules._window import SlidingWindowCore
 from ._decorate import decorate, qualname_of
+from ._generators import UntilFirstItem
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -174,8 +175,11 @@ class Throttle:
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Guard ``fn`` (an ``async def`` function or method) with this throttle.
 
+        An async generator function is admitted when its iteration starts (at the first step).
+
         Raises:
-            TypeError: ``fn`` is a plain function (a throttle waits, so it needs trio).
+            TypeError: ``fn`` is a plain function or a plain generator function (a throttle
+                waits, so it needs trio).
         """
         return decorate(
             fn,
@@ -183,6 +187,7 @@ class Throttle:
             around_async=self._around,
             around_sync=None,
             extra={"throttle": self},
+            generators=UntilFirstItem(),
         )
 
     def statistics(self) -> ThrottleStatistics:

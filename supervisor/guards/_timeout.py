@@ -16,6 +16,7 @@ from .._config import DURATION, UNSET
 from .._errors import ConfigError, OperationTimeout, shown
 from ..rules._budget import BudgetCore
 from ._decorate import decorate
+from ._generators import Refused
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,7 +79,8 @@ def timeout(
         ConfigError: at this call, for an unknown ``kind`` or a ``seconds`` (or variable) that is
             not a number > 0.
         TypeError: at decoration time, when the decorated function is not ``async`` (a plain
-            function cannot be cancelled).
+            function cannot be cancelled) or is a generator function (a cancel scope cannot
+            stay open across its yields).
     """
     limit = resolve_timeout(seconds, kind)
 
@@ -94,6 +96,10 @@ def timeout(
             around_async=around,
             around_sync=None,
             extra={"timeout_seconds": limit},
+            generators=Refused(
+                "its deadline would span the yields, and a cancel scope must not stay open across "
+                "a yield; put the timeout on the calls inside it"
+            ),
         )
 
     return decorator
