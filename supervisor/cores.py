@@ -13,6 +13,7 @@ from .rules._budget import BudgetCore as BudgetCore
 from .rules._bulkhead import Admission as Admission
 from .rules._bulkhead import BulkheadCore as BulkheadCore
 from .rules._cache import TtlLruCache as TtlLruCache
+from .rules._counts import TopCounts as TopCounts
 from .rules._health import HealthWindow as HealthWindow
 from .rules._intensity import RestartIntensity as RestartIntensity
 from .rules._retry import RetrySchedule as RetrySchedule
@@ -30,5 +31,6 @@ __all__ = [
     "RetrySchedule",
     "ServiceMetrics",
     "SlidingWindowCore",
+    "TopCounts",
     "TtlLruCache",
 ]

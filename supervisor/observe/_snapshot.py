@@ -91,7 +91,8 @@ class ServiceSnapshot:
     failures: int = 0
     """Failed attempts, in total."""
     errors_by_type: Mapping[str, int] = attrs.field(factory=dict)
-    """Failed attempts by exception type name."""
+    """Failed attempts by exception type name: the 20 most frequent names, the rest under
+    ``"other"``."""
     refusals: Mapping[str, int] = attrs.field(factory=dict)
     """Requests refused on the caller's side, by rule (``circuit_open``, ``bulkhead_full``,
     ``rate_limited``)."""
