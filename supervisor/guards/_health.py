@@ -72,7 +72,10 @@ class HealthTracker:
     start to start: the next check starts at ``max(previous start + interval, previous end)``, so
     a check still running when the next is due delays it and never overlaps it. A service
     registered while the tracker runs gets its first check at once. Leaving the block cancels the
-    checks in progress (they count as nothing).
+    checks in progress (they count as nothing) and starts no new one, even one due at the very
+    instant of the exit. Note that the block itself starts only after the first round: with a
+    4 s check, ``async with tracker: await trio.sleep(13)`` exits at 17 s, so checks started at
+    0, 4, 8, 12 and 16 s all began before the exit.
 
     Alerts: when a service turns unhealthy, and when it recovers, the tracker publishes a
     :class:`HealthChange` to the listeners added with :meth:`add_listener` and then calls
@@ -109,6 +112,7 @@ class HealthTracker:
         self._listeners: Listeners[HealthChange] = Listeners()
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
+        self._closing = False
 
     # -- registration and inspection ------------------------------------------------------------
 
@@ -234,13 +238,18 @@ class HealthTracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        """Cancel the running checks and wait for them to end."""
+        """Cancel the running checks and wait for them to end; from the moment exit begins no
+        check starts (one due at that same instant included)."""
         cm, nursery = self._nursery_cm, self._nursery
         self._nursery_cm = self._nursery = None
         if nursery is None:
             return False
-        nursery.cancel_scope.cancel()
-        return bool(await cm.__aexit__(exc_type, exc, tb))
+        self._closing = True
+        try:
+            nursery.cancel_scope.cancel()
+            return bool(await cm.__aexit__(exc_type, exc, tb))
+        finally:
+            self._closing = False
 
     async def _run_service(self, service: _Service, first: _FirstRound | None) -> None:
         start = trio.current_time()
@@ -249,6 +258,8 @@ class HealthTracker:
             first.finished_one()
         while True:
             await trio.sleep_until(start + service.interval)
+            if self._closing:  # exit began while this task was waking: start nothing more
+                return
             start = trio.current_time()
             await self._check(service, start)
 
