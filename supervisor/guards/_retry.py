@@ -108,6 +108,8 @@ def retry(
       (n - 1))`` (env ``RETRY_INITIAL_DELAY`` 1.0, ``RETRY_MAX_DELAY`` 60.0,
       ``RETRY_BACKOFF_FACTOR`` 2.0); with ``jitter`` the sleep is drawn uniformly from
       ``[0, that]`` (from ``rng``, keyword-only, default a fresh :class:`random.Random`).
+      ``max_delay=math.inf`` (or ``RETRY_MAX_DELAY=inf``) means no cap; it is the only
+      parameter that accepts inf, and NaN is refused everywhere.
       A ``policy`` replaces the formula with ``policy.get_delay(n)`` (``jitter`` is then ignored),
       and its own ``max_attempts``, if any, also limits the attempts (the smaller wins).
     * An error with a numeric ``retry_after`` makes the delay ``max(delay, retry_after)``; where

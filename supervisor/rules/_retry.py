@@ -61,7 +61,8 @@ class ExponentialBackoff(RetryPolicy):
     the delay is drawn uniformly from ``[0, that]`` ("full jitter").
 
     Omitted values come from ``RETRY_INITIAL_DELAY`` (default 1.0), ``RETRY_MAX_DELAY`` (60.0) and
-    ``RETRY_BACKOFF_FACTOR`` (2.0), read at creation. ``rng`` (keyword-only) is the random source
+    ``RETRY_BACKOFF_FACTOR`` (2.0), read at creation. ``max_delay=math.inf`` means no cap (a
+    delay beyond the float range is then ``inf``); no other value accepts inf, none accepts NaN. ``rng`` (keyword-only) is the random source
     of the jitter (default: a fresh :class:`random.Random`).
 
     Raises:
@@ -100,7 +101,7 @@ class ExponentialBackoff(RetryPolicy):
         """
         _check_attempt(attempt)
         ceiling = _exponential(self.initial_delay, self.factor, self.max_delay, attempt)
-        return self.rng.uniform(0.0, ceiling) if self.jitter else ceiling
+        return self.rng.uniform(0.0, ceiling) if self.jitter and ceiling < math.inf else ceiling
 
     def __repr__(self) -> str:
         return (
@@ -235,7 +236,7 @@ class RetrySchedule:
         if self.policy is not None:
             return max(0.0, float(self.policy.get_delay(attempt)))
         ceiling = _exponential(self.initial_delay, self.backoff_factor, self.max_delay, attempt)
-        return rng.uniform(0.0, ceiling) if self.jitter else ceiling
+        return rng.uniform(0.0, ceiling) if self.jitter and ceiling < math.inf else ceiling
 
     @property
     def retry_after_cap(self) -> float | None:

@@ -176,7 +176,8 @@ class RestartBackoff:
     initial_delay: float = attrs.field(default=0.0, validator=_checked(NON_NEGATIVE))
     """Seconds before the first restart (``0`` restarts at once, as OTP does)."""
     max_delay: float = attrs.field(default=5.0, validator=_checked(DELAY_CAP))
-    """Cap on any one delay, in seconds."""
+    """Cap on any one delay, in seconds (``math.inf``: no cap; the only field here that accepts
+    inf)."""
     factor: float = attrs.field(default=2.0, validator=_checked(FACTOR))
     """Growth per restart (>= 1)."""
     jitter: bool = attrs.field(default=True)
@@ -278,7 +279,7 @@ class RetrySpec:
     initial_delay: float = attrs.field(default=0.1, validator=_checked(NON_NEGATIVE))
     """Delay after the first failed attempt, in seconds."""
     max_delay: float = attrs.field(default=5.0, validator=_checked(DELAY_CAP))
-    """Cap on any one delay."""
+    """Cap on any one delay (``math.inf``: no cap; the only field here that accepts inf)."""
     backoff_factor: float = attrs.field(default=2.0, validator=_checked(FACTOR))
     """Growth of the delay per attempt."""
     jitter: bool = attrs.field(default=True)
