@@ -62,8 +62,9 @@ class ExponentialBackoff(RetryPolicy):
 
     Omitted values come from ``RETRY_INITIAL_DELAY`` (default 1.0), ``RETRY_MAX_DELAY`` (60.0) and
     ``RETRY_BACKOFF_FACTOR`` (2.0), read at creation. ``max_delay=math.inf`` means no cap (a
-    delay beyond the float range is then ``inf``); no other value accepts inf, none accepts NaN. ``rng`` (keyword-only) is the random source
-    of the jitter (default: a fresh :class:`random.Random`).
+    delay beyond the float range is then ``inf``); no other value accepts inf, none accepts NaN.
+    ``rng`` (keyword-only) is the random source of the jitter (default: a fresh
+    :class:`random.Random`).
 
     Raises:
         ConfigError: ``initial_delay`` or ``max_delay`` < 0, ``factor`` < 1, or a bad environment
