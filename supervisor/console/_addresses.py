@@ -84,7 +84,10 @@ def parse_address(address: str | Address) -> Address:
         host = host[1:-1]
     if not host or any(char.isspace() for char in host):
         raise AddressError(address, f"bad address {shown(address)}: the host is empty; {_SYNTAX}")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    # ASCII digits only, at most 5: str.isdigit() also admits '²', which int() refuses.
+    if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5) or not (
+        0 <= int(port_text) <= 65535
+    ):
         raise AddressError(
             address,
             f"bad address {shown(address)}: the port must be an integer from 0 to 65535; {_SYNTAX}",

@@ -18,13 +18,15 @@ import trio
 
 from supervisor.app._cli import main
 from supervisor.console._attach import (
+    AddressError,
     AttachError,
     default_socket_path,
     fetch_snapshot,
+    parse_address,
     serve_snapshots,
 )
 from supervisor.console._placement import socket_directory_problem
-from supervisor.observe._snapshot import NodeSnapshot, SystemSnapshot
+from supervisor.observe._snapshot import NodeSnapshot, SystemSnapshot, snapshot_from_json
 
 
 def snap() -> SystemSnapshot:
@@ -255,3 +257,28 @@ async def test_serving_on_the_default_path(sock_dir: str, monkeypatch: pytest.Mo
     monkeypatch.setenv("XDG_RUNTIME_DIR", sock_dir)
     async with serve_snapshots(snap, default_socket_path("shop")):
         assert await fetch_snapshot(f"{sock_dir}/shop.sock") == snap()
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:²", "9" * 5000, "١٢٣", "localhost:00000080"])
+def test_odd_digits_in_a_port_are_an_address_error(text: str) -> None:
+    """``str.isdigit`` admits '²' and Arabic-Indic digits, and int() refuses 5,000 digits: all
+    of them are AddressError, never a bare ValueError."""
+    with pytest.raises(AddressError, match="the port must be an integer from 0 to 65535"):
+        parse_address(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(b"[" * 100_000, "not a JSON snapshot: nested too deeply", id="deep json"),
+        pytest.param(b"\xff", "not a JSON snapshot: 'utf-8' codec can't decode", id="not utf-8"),
+        pytest.param(b"9" * 5000, "not a JSON snapshot: Exceeds the limit", id="huge number"),
+        # 900 levels: json.loads or cattrs gives up first, depending on the stack already in use
+        pytest.param(_deep_tree(900), "not a .* snapshot: nested too deeply", id="deep tree"),
+    ],
+)
+def test_snapshot_from_json_raises_only_value_error(text: bytes, message: str) -> None:
+    """Its contract says ValueError; deep nesting is one too, not a RecursionError."""
+    with pytest.raises(ValueError, match="^" + message) as info:
+        snapshot_from_json(text)
+    assert type(info.value) is ValueError
