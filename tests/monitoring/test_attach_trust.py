@@ -3,6 +3,7 @@ an AttachError, and a socket is only made where no other user can replace it."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -25,8 +26,14 @@ from supervisor.console._attach import (
     parse_address,
     serve_snapshots,
 )
+from supervisor.console._history import ServiceHistory
 from supervisor.console._placement import socket_directory_problem
-from supervisor.observe._snapshot import NodeSnapshot, SystemSnapshot, snapshot_from_json
+from supervisor.observe._snapshot import (
+    NodeSnapshot,
+    ServiceSnapshot,
+    SystemSnapshot,
+    snapshot_from_json,
+)
 
 
 def snap() -> SystemSnapshot:
@@ -282,3 +289,16 @@ def test_snapshot_from_json_raises_only_value_error(text: bytes, message: str) -
     with pytest.raises(ValueError, match="^" + message) as info:
         snapshot_from_json(text)
     assert type(info.value) is ValueError
+
+
+@pytest.mark.parametrize("at", [math.nan, math.inf, -math.inf])
+def test_the_watch_history_ignores_a_snapshot_whose_time_is_not_finite(at: float) -> None:
+    """JSON from a server may carry NaN or Infinity for ``at``: the watch view reports it as a
+    problem instead of raising from ``math.floor``."""
+    service = ServiceSnapshot(path="app/db")
+    root = NodeSnapshot(path="app", name="app", kind="supervisor", state="running")
+    history = ServiceHistory("db")
+    assert history.record(SystemSnapshot(at=1.0, name="app", tree=root, services=(service,)))
+    assert not history.record(SystemSnapshot(at=at, name="app", tree=root, services=(service,)))
+    assert history.problem == f"the snapshot's time is not a finite number ({at!r})"
+    assert history.record(SystemSnapshot(at=2.0, name="app", tree=root, services=(service,)))
