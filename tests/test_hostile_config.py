@@ -23,6 +23,7 @@ from supervisor import (
     CircuitBreakerConfig,
     ConfigError,
     ExponentialBackoff,
+    Fault,
     HealthTracker,
     LinearBackoff,
     Retrier,
@@ -172,6 +173,13 @@ CASES: list[tuple[str, Callable[[Any], Any]]] = [
             "shutdown",
         )
     ],
+    # fault injection (a spec field of services, and the decorator's faults)
+    *[
+        (f, lambda v, f=f: Fault(**{"latency": 1.0, f: v}))
+        for f in ("rate", "start", "end", "flag", "limit", "point")
+    ],
+    ("error", lambda v: Fault(error=v)),
+    ("latency", lambda v: Fault(latency=v)),
     # the decorators and rule objects of API.md
     *[
         (f, lambda v, f=f: CircuitBreaker("b", **{f: v}))
@@ -260,6 +268,7 @@ def _record_call(value: Any) -> None:
 @settings(max_examples=300)
 @given(case=st.sampled_from(CASES), value=values)
 @example(case=("timeout", lambda v: BreakerSpec(timeout=v)), value=10**400)
+@example(case=("rate", lambda v: Fault(latency=1.0, rate=v)), value=10**400)
 @example(case=("within", lambda v: SupervisorSpec(name="r", within=v)), value=10**4000)
 @example(case=("max_delay", lambda v: RetrySpec(max_delay=v)), value=math.inf)
 def test_any_value_is_accepted_or_refused_naming_the_parameter(
