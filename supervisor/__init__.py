@@ -15,6 +15,7 @@ from ._errors import ResilienceError as ResilienceError
 from .console._attach import AddressError as AddressError
 from .console._attach import AttachError as AttachError
 from .console._attach import AttachTimeout as AttachTimeout
+from .console._attach import default_socket_path as default_socket_path
 from .console._attach import fetch_snapshot as fetch_snapshot
 from .console._attach import serve_snapshots as serve_snapshots
 from .console._monitor import Monitor as Monitor
@@ -217,6 +218,7 @@ __all__ = [
     "cache_fallback",
     "circuit_breaker",
     "default_fallback",
+    "default_socket_path",
     "degraded_fallback",
     "fallback",
     "fault_flags",

@@ -20,10 +20,11 @@ import attrs
 import trio
 
 from .._config import COUNT, DURATION, UNSET, Unset
-from .._errors import ConfigError, RateLimitExceeded
+from .._errors import ConfigError, RateLimitExceeded, shown
 from ..rules._window import SlidingWindowCore
 from ..store._base import FleetThrottleLink, Store
 from ._decorate import decorate, qualname_of
+from ._generators import UntilFirstItem
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,7 +45,7 @@ def _on_limit(value: object) -> OnLimit:
     for member in OnLimit:
         if value == member.value:
             return member
-    raise ConfigError(f'`on_limit` must be "wait" or "raise" (got {value!r})')
+    raise ConfigError(f'`on_limit` must be "wait" or "raise" (got {shown(value)})')
 
 
 @attrs.frozen(kw_only=True)
@@ -124,7 +125,9 @@ class Throttle:
         self._shared = store is not None
         if store is not None:
             if not isinstance(store, Store):
-                raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {store!r})")
+                raise ConfigError(
+                    f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})"
+                )
             binding = store.throttle_binding(
                 name=name, max_calls=self._core.max_calls, period=self._core.period
             )
@@ -217,8 +220,11 @@ class Throttle:
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Guard ``fn`` (an ``async def`` function or method) with this throttle.
 
+        An async generator function is admitted when its iteration starts (at the first step).
+
         Raises:
-            TypeError: ``fn`` is a plain function (a throttle waits, so it needs trio).
+            TypeError: ``fn`` is a plain function or a plain generator function (a throttle
+                waits, so it needs trio).
         """
         return decorate(
             fn,
@@ -226,6 +232,7 @@ class Throttle:
             around_async=self._around,
             around_sync=None,
             extra={"throttle": self},
+            generators=UntilFirstItem(),
         )
 
     def statistics(self) -> ThrottleStatistics:
@@ -286,7 +293,7 @@ def throttle(
     probe = Throttle("", max_calls, period, on_limit=on_limit)
     resolved_calls, resolved_period, mode = probe.core.max_calls, probe.core.period, probe.on_limit
     if store is not None and not isinstance(store, Store):
-        raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {store!r})")
+        raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
 
     def decorator(fn: Callable[P, R]) -> Callable[P, R]:
         return Throttle(

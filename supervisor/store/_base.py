@@ -19,7 +19,7 @@ from typing import Protocol
 
 import attrs
 
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 from ..rules._breaker import BreakerCore, ExceptionTypes
 from ..rules._window import SlidingWindowCore
 
@@ -116,7 +116,9 @@ class Store(abc.ABC):
 def check_name(kind: str, name: object) -> str:
     """``name`` if it is a non-empty string, else :class:`ConfigError` naming it."""
     if not isinstance(name, str) or not name:
-        raise ConfigError(f"`name` of a stored {kind} must be a non-empty string (got {name!r})")
+        raise ConfigError(
+            f"`name` of a stored {kind} must be a non-empty string (got {shown(name)})"
+        )
     return name
 
 

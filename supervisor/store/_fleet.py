@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 from ..rules._breaker import BreakerCore, ChangeReason, CircuitState, Permit, Refusal
 from ._events import StoreRecovered, StoreUnavailable
 
@@ -150,7 +150,7 @@ class FleetBreakerCore(BreakerCore):
                 empty ``holder_id``.
         """
         if not isinstance(holder_id, str) or not holder_id:
-            raise ConfigError(f"`holder_id` must be a non-empty string (got {holder_id!r})")
+            raise ConfigError(f"`holder_id` must be a non-empty string (got {shown(holder_id)})")
         super().__init__(**settings)  # type: ignore[arg-type]
         self.holder_id = holder_id
         self.lease_held = False

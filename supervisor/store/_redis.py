@@ -36,6 +36,7 @@ import trio
 
 from .._config import DURATION, NON_NEGATIVE
 from .._errors import ConfigError
+from .._errors import shown as show_value
 from .._listeners import Listeners
 from ..rules._breaker import ExceptionTypes
 from ..rules._window import SlidingWindowCore
@@ -97,7 +98,7 @@ def _resolve_url(url: str | None) -> tuple[str, str]:
         if not url:
             raise ConfigError(f"`url` was not given and environment variable {URL_ENV} is not set")
     if not isinstance(url, str):
-        raise ConfigError(f"`url` must be a redis:// URL string (got {url!r})")
+        raise ConfigError(f"`url` must be a redis:// URL string (got {show_value(url)})")
     shown = redact_url(url)
     try:
         parts = urllib.parse.urlsplit(url)
@@ -125,7 +126,7 @@ def _check_prefix(prefix: object) -> str:
     if not isinstance(prefix, str) or not prefix or bad & set(prefix):
         raise ConfigError(
             "`prefix` must be a non-empty string without braces, spaces or glob characters "
-            f"(got {prefix!r})"
+            f"(got {show_value(prefix)})"
         )
     return prefix
 
@@ -369,7 +370,7 @@ class RedisStore(Store):
         )
         if options.failure_ratio > 1:
             raise ConfigError(
-                f"`failure_ratio` must be a number > 0 and <= 1 (got {failure_ratio!r})"
+                f"`failure_ratio` must be a number > 0 and <= 1 (got {show_value(failure_ratio)})"
             )
         return cls._open(target, shown, _check_prefix(prefix), options)
 

@@ -16,7 +16,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, override
 
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 from ..rules._faults import Fault, FaultPoint
 from ._fault_specs import FaultSpec
 from ._specs import (
@@ -173,6 +173,11 @@ def _first_error(exc: BaseException, path: str) -> tuple[str, BaseException]:
             path = f"{path}[{note.index}]"
     if isinstance(exc, BaseValidationError):
         return _first_error(exc.exceptions[0], path)
+    field = getattr(exc, "field", None)
+    if isinstance(exc, ConfigError) and field and path and not path.endswith(f".{field}"):
+        # A check of the whole spec (an attrs validator) names its field; cattrs does not. At the
+        # root the message itself names the field already.
+        path = f"{path}.{field}"
     return path, exc
 
 
@@ -196,14 +201,21 @@ def load_tree(data: Mapping[str, Any]) -> SupervisorSpec:
     Raises:
         ConfigError: the data is not a valid tree; the message names the path of the first bad
             field and its value, e.g. ``children[2].restart: 'sometimes' is not one of permanent,
-            transient, temporary``.
+            transient, temporary`` or ``children[0].breaker.timeout: `timeout` must be a number
+            > 0 (got -1)``; data nested too deeply to load says so.
     """
     if not isinstance(data, Mapping):
-        raise ConfigError(f"a tree must be a table of fields (got {data!r})")
+        raise ConfigError(f"a tree must be a table of fields (got {shown(data)})")
     try:
         return _CONVERTER.structure(data, SupervisorSpec)
-    except (BaseValidationError, ConfigError, KeyError, TypeError) as exc:
+    except RecursionError as exc:
+        raise ConfigError("the tree is nested too deeply to load") from exc
+    except (BaseValidationError, ConfigError, KeyError, TypeError, ValueError) as exc:
         path, leaf = _first_error(exc, "")
+        if isinstance(leaf, RecursionError):  # caught by cattrs on the way down
+            raise ConfigError(
+                f"the tree is nested too deeply to load ({path.count('children[')} levels)"
+            ) from exc
         where = f"{path}: " if path else ""
         raise ConfigError(f"{where}{_describe(leaf)}") from exc
 
@@ -212,7 +224,8 @@ def load_tree_file(path: str | Path) -> SupervisorSpec:
     """Read a TOML file describing a tree (see :func:`load_tree`).
 
     Raises:
-        ConfigError: the file is not valid TOML or not a valid tree (the message names the file).
+        ConfigError: the file is not valid TOML (also: nested too deeply for the parser) or not a
+            valid tree (the message names the file).
         OSError: the file cannot be read.
     """
     path = Path(path)
@@ -221,6 +234,8 @@ def load_tree_file(path: str | Path) -> SupervisorSpec:
             data = tomllib.load(handle)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except RecursionError as exc:  # tomllib recurses into nested arrays and inline tables
+            raise ConfigError(f"{path}: not valid TOML: nested too deeply") from exc
     try:
         return load_tree(data)
     except ConfigError as exc:

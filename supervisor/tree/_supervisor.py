@@ -34,7 +34,7 @@ import trio
 
 import actors
 
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 from ..observe._events import (
     ChildCrashed,
     ChildParked,
@@ -145,7 +145,7 @@ class _Supervisor(actors.Actor[Any]):
                 return await self._operate(message)
             except Exception as exc:
                 return _Refused(exc)
-        raise TypeError(f"supervisor {self._path!r} got an unknown message {message!r}")
+        raise TypeError(f"supervisor {shown(self._path)} got an unknown message {shown(message)}")
 
     async def _operate(
         self, message: _StartChild | _TerminateChild | _RestartChild | _DeleteChild
@@ -386,10 +386,12 @@ class _Supervisor(actors.Actor[Any]):
     async def _start_child(self, spec: AnySpec) -> actors.ActorRef[Any]:
         if not isinstance(spec, ChildSpec | ServiceSpec | SupervisorSpec):
             raise ConfigError(
-                f"`spec` must be a ChildSpec, ServiceSpec or SupervisorSpec (got {spec!r})"
+                f"`spec` must be a ChildSpec, ServiceSpec or SupervisorSpec (got {shown(spec)})"
             )
         if any(child.spec.name == spec.name for child in self._children):
-            raise ConfigError(f"`name` {spec.name!r} is already a child of {self._path!r}")
+            raise ConfigError(
+                f"`name` {shown(spec.name)} is already a child of {shown(self._path)}"
+            )
         child = _Child(spec=spec, path=f"{self._path}/{spec.name}")
         ref = await self._spawn(child)  # a start error reaches the caller; nothing is kept
         self._children.append(child)
@@ -404,11 +406,13 @@ class _Supervisor(actors.Actor[Any]):
     async def _restart_child(self, name: str) -> actors.ActorRef[Any]:
         child = self._named(name)
         if child.state is not ChildState.TERMINATED:
-            raise ConfigError(f"child {child.path!r} is {child.state.value}, not terminated")
+            raise ConfigError(f"child {shown(child.path)} is {child.state.value}, not terminated")
         return await self._spawn(child)
 
     def _delete_child(self, name: str) -> None:
         child = self._named(name)
         if child.state is not ChildState.TERMINATED:
-            raise ConfigError(f"child {child.path!r} is {child.state.value}; terminate it first")
+            raise ConfigError(
+                f"child {shown(child.path)} is {child.state.value}; terminate it first"
+            )
         self._children.remove(child)
