@@ -286,7 +286,8 @@ def throttle(
 
     Raises:
         ConfigError: at once, for ``max_calls`` not an integer >= 1, ``period`` not > 0, an
-            ``on_limit`` other than ``"wait"``/``"raise"``, or a ``store`` that is not a store.
+            ``on_limit`` other than ``"wait"``/``"raise"``, a ``store`` that is not a store, or a
+            ``name`` that is not a non-empty string.
         TypeError: when decorating a plain ``def`` function (waiting needs trio).
     """
     # Validate now, at creation time, not when the first function is decorated.
@@ -294,6 +295,8 @@ def throttle(
     resolved_calls, resolved_period, mode = probe.core.max_calls, probe.core.period, probe.on_limit
     if store is not None and not isinstance(store, Store):
         raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ConfigError(f"`name` must be a non-empty string (got {shown(name)})")
 
     def decorator(fn: Callable[P, R]) -> Callable[P, R]:
         return Throttle(

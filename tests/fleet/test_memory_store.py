@@ -49,6 +49,8 @@ def test_a_store_that_is_not_a_store_is_refused() -> None:
         supervisor.circuit_breaker(store=object())  # type: ignore[arg-type]
     with pytest.raises(supervisor.ConfigError, match="`store`"):
         supervisor.throttle(store=42)  # type: ignore[arg-type]
+    with pytest.raises(supervisor.ConfigError, match="`name`"):
+        supervisor.throttle(name="")
 
 
 async def _noop() -> None:
