@@ -99,10 +99,12 @@ def _flag(_instance: Any, _attribute: attrs.Attribute[Any], value: Any) -> None:
 def _point(value: Any) -> FaultPoint:
     if isinstance(value, FaultPoint):
         return value
+    if not isinstance(value, str):  # Enum's own error would repr any value, however deep
+        raise ConfigError(f"`point` {shown(value)} is not one of request, start")
     try:
         return FaultPoint(value)
     except ValueError as exc:
-        raise ConfigError(f"`point` {value!r} is not one of request, start") from exc
+        raise ConfigError(f"`point` {shown(value)} is not one of request, start") from exc
 
 
 def _show_result(value: Any) -> str:
