@@ -17,6 +17,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._errors import ConfigError
+from ._otp import AutoShutdown
 from ._specs import (
     BreakerSpec,
     BulkheadSpec,
@@ -70,7 +71,7 @@ def _make_converter() -> cattrs.Converter:
     def child(value: Any, _type: type[Any]) -> ChildSpec | ServiceSpec | SupervisorSpec:
         if not isinstance(value, Mapping):
             raise ConfigError(f"a child must be a table of fields (got {value!r})")
-        if "children" in value or "strategy" in value:
+        if "children" in value or "strategy" in value or "auto_shutdown" in value:
             return converter.structure(value, SupervisorSpec)
         if _SERVICE_FIELDS & value.keys():
             return converter.structure(value, ServiceSpec)
@@ -82,6 +83,9 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(str, string)
     converter.register_structure_hook(Restart, lambda value, _t: _member(Restart, None, value))
     converter.register_structure_hook(Strategy, lambda value, _t: _member(Strategy, None, value))
+    converter.register_structure_hook(
+        AutoShutdown, lambda value, _t: _member(AutoShutdown, None, value)
+    )
     converter.register_structure_hook_func(
         lambda kind: kind == Callable[..., Any], lambda value, _t: _factory(value)
     )
@@ -109,7 +113,7 @@ def _make_converter() -> cattrs.Converter:
         ServiceSpec,
         **{
             name: override(struct_hook=as_is)
-            for name in ("args", "kwargs", "shutdown", "health_check")
+            for name in ("args", "kwargs", "shutdown", "health_check", "request_errors")
         },
     )
     table(
@@ -133,6 +137,7 @@ _SERVICE_FIELDS: Final = frozenset(
         "fallback",
         "health_check",
         "health_interval",
+        "request_errors",
     }
 )
 _CONVERTER: Final = _make_converter()
@@ -161,9 +166,10 @@ def _describe(exc: BaseException) -> str:
 def load_tree(data: Mapping[str, Any]) -> SupervisorSpec:
     """Build a :class:`SupervisorSpec` from plain data (as parsed from TOML or JSON).
 
-    A child table with ``children`` or ``strategy`` is a nested supervisor; one with any of
-    ``bulkhead``, ``breaker``, ``retry``, ``throttle``, ``timeout``, ``fallback``,
-    ``health_check``, ``health_interval`` is a :class:`ServiceSpec`; any other is a
+    A child table with ``children``, ``strategy`` or ``auto_shutdown`` is a nested supervisor;
+    one with any of ``bulkhead``, ``breaker``, ``retry``, ``throttle``, ``timeout``,
+    ``fallback``, ``health_check``, ``health_interval``, ``request_errors`` is a
+    :class:`ServiceSpec`; any other is a
     :class:`ChildSpec`. ``factory``, ``degraded``, ``health_check`` and exception classes are
     ``"package.module:name"`` strings.
 

@@ -52,6 +52,7 @@ from supervisor.observe._events import (
     IntensityExceeded,
     RequestCompleted,
     RequestFailed,
+    RestartScheduled,
     RetryScheduled,
     TreeEvent,
 )
@@ -151,7 +152,7 @@ class TreePlan:
 
 supervisor_settings = st.fixed_dictionaries(
     {
-        "strategy": st.sampled_from(Strategy),
+        "strategy": st.sampled_from([s for s in Strategy if s is not Strategy.SIMPLE_ONE_FOR_ONE]),
         "max_restarts": st.integers(1, 5),
         "within": st.floats(1.0, 10.0),
         "backoff": st.builds(
@@ -485,28 +486,24 @@ def build(
 class IntensityAudit:
     """Checks every supervisor's restarts against its intensity, from the events alone.
 
-    A restart round of supervisor ``P`` is a ``ChildCrashed`` of a child of ``P`` followed by
-    non-probation ``ChildRestarted`` events of its children (a group restart publishes several);
-    it is counted at the crash's time, when ``P`` records it. Parked crashes and probation
-    restarts are not counted. ``P``'s count starts afresh whenever ``P`` (re)starts its children
-    from its spec (a ``ChildStarted`` with ``restarts == 0``) and after it gives up.
+    A supervisor ``P`` counts a restart when it decides it: the ``RestartScheduled`` event of a
+    child of ``P`` (its backoff, and whether it is later called off, do not matter). Parked crashes
+    and probation restarts are not counted. ``P``'s count starts afresh whenever ``P`` (re)starts
+    its children from its spec (a ``ChildStarted`` with ``restarts == 0``) and after it gives up.
     """
 
     supervisors: dict[str, SupervisorSpec]
     violations: list[str] = attrs.field(factory=list)
     rounds: dict[str, list[float]] = attrs.field(factory=dict)
-    """Times of the restart rounds of each supervisor's current life."""
+    """Times of the restarts counted in each supervisor's current life."""
     pending: dict[str, float | None] = attrs.field(factory=dict)
-    """The time of a crash of one of its children not yet followed by its round."""
-    in_round: dict[str, bool] = attrs.field(factory=dict)
-    """Whether the last events were that supervisor's restart round (a group restart)."""
+    """The time of the last crash of one of its children."""
 
     def run(self, events: list[Any]) -> list[str]:
         """Audit ``events`` in order; return the broken rules."""
         for path in self.supervisors:
             self.rounds[path] = []
             self.pending[path] = None
-            self.in_round[path] = False
         for event in events:
             if isinstance(event, IntensityExceeded):
                 self.gave_up(event)
@@ -517,7 +514,7 @@ class IntensityAudit:
         return self.violations
 
     def window(self, path: str, now: float) -> list[float]:
-        """The rounds of ``path`` in the half-open window ending at ``now``."""
+        """The counted restarts of ``path`` in the half-open window ending at ``now``."""
         return [t for t in self.rounds[path] if now - self.supervisors[path].within < t]
 
     def gave_up(self, event: IntensityExceeded) -> None:
@@ -533,37 +530,22 @@ class IntensityAudit:
             )
         self.rounds[event.path] = []
         self.pending[event.path] = None
-        self.in_round[event.path] = False
 
     def child_event(self, parent: str, event: TreeEvent) -> None:
         """An event of a child of supervisor ``parent``."""
         if isinstance(event, ChildStarted) and event.restarts == 0:
             self.rounds[parent] = []  # (re)starting its children from its spec: a fresh count
-        elif isinstance(event, ChildCrashed | ChildParked):
-            self.pending[parent] = event.at if isinstance(event, ChildCrashed) else None
-            self.in_round[parent] = False
-        elif isinstance(event, ChildRestarted) and event.probation:
-            self.in_round[parent] = False
-        elif isinstance(event, ChildRestarted):
-            self.restarted(parent, event)
-
-    def restarted(self, parent: str, event: ChildRestarted) -> None:
-        """A child of ``parent`` restarted: the first of its round counts the round."""
-        at = self.pending[parent]
-        if at is None:
-            if not self.in_round[parent]:
-                self.violations.append(f"{event!r} without a crash before it")
-            return
-        self.pending[parent] = None
-        self.in_round[parent] = True
-        self.rounds[parent].append(at)
-        spec = self.supervisors[parent]
-        recent = self.window(parent, at)
-        if len(recent) > spec.max_restarts:
-            self.violations.append(
-                f"{parent} restarted {len(recent)} times within {spec.within}s "
-                f"(max_restarts={spec.max_restarts}) at {at}: {self.rounds[parent]}"
-            )
+        elif isinstance(event, ChildCrashed):
+            self.pending[parent] = event.at
+        elif isinstance(event, RestartScheduled):
+            self.rounds[parent].append(event.at)
+            spec = self.supervisors[parent]
+            recent = self.window(parent, event.at)
+            if len(recent) > spec.max_restarts:
+                self.violations.append(
+                    f"{parent} restarted {len(recent)} times within {spec.within}s "
+                    f"(max_restarts={spec.max_restarts}) at {event.at}: {self.rounds[parent]}"
+                )
 
 
 def outcome_problem(req: Req, spec: ServiceSpec, runs: list[Handling], gave_up: bool) -> str:
