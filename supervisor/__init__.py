@@ -38,7 +38,9 @@ from .guards._timeout import timeout as timeout
 from .observe._bus import EventBus as EventBus
 from .observe._bus import SubscriberFailed as SubscriberFailed
 from .observe._bus import Subscription as Subscription
+from .observe._events import AutoShutdownTriggered as AutoShutdownTriggered
 from .observe._events import ChildCrashed as ChildCrashed
+from .observe._events import ChildIgnored as ChildIgnored
 from .observe._events import ChildParked as ChildParked
 from .observe._events import ChildRestarted as ChildRestarted
 from .observe._events import ChildStarted as ChildStarted
@@ -49,6 +51,7 @@ from .observe._events import Refusal as Refusal
 from .observe._events import RequestCompleted as RequestCompleted
 from .observe._events import RequestFailed as RequestFailed
 from .observe._events import RequestRefused as RequestRefused
+from .observe._events import RestartScheduled as RestartScheduled
 from .observe._events import RetryScheduled as RetryScheduled
 from .observe._events import TreeEvent as TreeEvent
 from .observe._logging import EventLogger as EventLogger
@@ -72,11 +75,18 @@ from .rules._health import ServiceStatus as ServiceStatus
 from .rules._retry import ExponentialBackoff as ExponentialBackoff
 from .rules._retry import LinearBackoff as LinearBackoff
 from .rules._retry import RetryPolicy as RetryPolicy
+from .tree._children import ChildCount as ChildCount
 from .tree._children import ChildInfo as ChildInfo
 from .tree._children import ChildState as ChildState
 from .tree._children import SupervisorGaveUp as SupervisorGaveUp
+from .tree._children import SupervisorShutdown as SupervisorShutdown
+from .tree._dynamic import DynamicSupervisorRef as DynamicSupervisorRef
 from .tree._loading import load_tree as load_tree
 from .tree._loading import load_tree_file as load_tree_file
+from .tree._otp import IGNORE as IGNORE
+from .tree._otp import AutoShutdown as AutoShutdown
+from .tree._otp import Ignore as Ignore
+from .tree._otp import RequestError as RequestError
 from .tree._service import ServiceStatistics as ServiceStatistics
 from .tree._service_ref import ServiceRef as ServiceRef
 from .tree._specs import BreakerSpec as BreakerSpec
@@ -94,16 +104,21 @@ from .tree._tree import Tree as Tree
 from .tree._tree import run_tree as run_tree
 
 __all__ = [
+    "IGNORE",
     "AddressError",
     "AttachError",
     "AttachTimeout",
+    "AutoShutdown",
+    "AutoShutdownTriggered",
     "BreakerSpec",
     "Bulkhead",
     "BulkheadFullError",
     "BulkheadSpec",
     "BulkheadStatistics",
     "ChangeReason",
+    "ChildCount",
     "ChildCrashed",
+    "ChildIgnored",
     "ChildInfo",
     "ChildParked",
     "ChildRestarted",
@@ -118,6 +133,7 @@ __all__ = [
     "CircuitState",
     "CircuitStateChange",
     "ConfigError",
+    "DynamicSupervisorRef",
     "EventBus",
     "EventLogger",
     "EventSnapshot",
@@ -126,6 +142,7 @@ __all__ = [
     "FallbackUsed",
     "HealthChange",
     "HealthTracker",
+    "Ignore",
     "IntensityExceeded",
     "LatencySnapshot",
     "LinearBackoff",
@@ -137,11 +154,13 @@ __all__ = [
     "RateLimitExceeded",
     "Refusal",
     "RequestCompleted",
+    "RequestError",
     "RequestFailed",
     "RequestRefused",
     "ResilienceError",
     "Restart",
     "RestartBackoff",
+    "RestartScheduled",
     "Retrier",
     "RetryPolicy",
     "RetryScheduled",
@@ -155,6 +174,7 @@ __all__ = [
     "SubscriberFailed",
     "Subscription",
     "SupervisorGaveUp",
+    "SupervisorShutdown",
     "SupervisorSpec",
     "SystemSnapshot",
     "ThrottleSpec",
