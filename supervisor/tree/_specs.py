@@ -240,7 +240,10 @@ def _request_errors(value: Any) -> tuple[type[Exception], ...]:
     """Converter: exception classes (or ``"module:Name"`` strings), as a tuple (may be empty)."""
     if isinstance(value, list | tuple) and not value:
         return ()
-    return _exception_types(value)  # type: ignore[return-value]
+    try:
+        return _exception_types(value)  # type: ignore[return-value]
+    except ConfigError as exc:
+        raise ConfigError(f"`request_errors`: {exc}") from exc
 
 
 @attrs.frozen(kw_only=True)
