@@ -14,11 +14,19 @@ semantics are OTP's, exactly:
 - **Crash.** ``temporary`` children are never restarted (they are stopped and forgotten);
   ``transient`` ones are restarted only after an abnormal exit (a crash, or a stop with an
   error); ``permanent`` always. A restart waits for the backoff delay of :class:`RestartBackoff`
-  (restart ``n`` within the intensity window waits the ``n``-th delay), then, per ``strategy``:
+  (restart ``n`` within the intensity window waits the ``n``-th delay) as a timer that messages
+  the supervisor (OTP's ``try_again``: it keeps serving calls and stops promptly meanwhile; the
+  child is ``restarting``), then, per ``strategy``:
   ``one_for_one`` restarts the child alone; ``one_for_all`` stops every other running child in
   reverse start order (mailboxes kept) and restarts them all in start order; ``rest_for_one`` does
-  the same for the crashed child and those started after it. A restarted child keeps its mailbox,
-  so queued requests are served by the new instance.
+  the same for the crashed child and those started after it (every non-temporary spec in that
+  range restarts, also one stopped by ``terminate_child``; a temporary bystander is stopped and
+  forgotten). A restarted child keeps its mailbox, so queued requests are served by the new
+  instance. ``simple_one_for_one`` supervisors start instances of one template at run time
+  (:meth:`Tree.dynamic`).
+- **Significant children.** With ``auto_shutdown``, the exit of a significant child on its own
+  shuts its supervisor down (a normal exit, OTP's ``shutdown``); when the root does, ``run_tree``
+  cancels its body and ends normally.
 - **Intensity.** Restarts are counted per supervisor. The restart that would make more than
   ``max_restarts`` within ``within`` seconds is not done: the supervisor publishes
   :class:`IntensityExceeded`, stops all its children in reverse order and fails with
@@ -447,12 +455,17 @@ async def run_tree(
         SupervisorGaveUp: the root supervisor exceeded its restart intensity; the block was
             cancelled.
 
+    When the root shuts itself down (``auto_shutdown``), the block is cancelled and ``run_tree``
+    ends normally, with ``tree.shut_down`` true.
+
     Cancellation and ``KeyboardInterrupt``: whether the body is cancelled, a scope around
     ``run_tree`` is (``with trio.move_on_after(30): async with run_tree(spec): ...``), or
     ``KeyboardInterrupt`` is raised, the tree is first stopped in order (shielded: children
     before parents, in reverse start order, each child within its ``shutdown``), then the actor
     system (if ``run_tree`` made it) stops what is left, and only then the exception goes on:
     the cancelled scope still catches its cancellation, ``KeyboardInterrupt`` still propagates.
+    A ``KeyboardInterrupt`` or ``SystemExit`` raised by a child's handler leaves as itself too,
+    not grouped with the errors its callers got because of it.
     """
     if not isinstance(spec, SupervisorSpec):
         raise ConfigError(f"`spec` must be a SupervisorSpec (got {spec!r})")
