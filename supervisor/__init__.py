@@ -15,6 +15,7 @@ from ._errors import ResilienceError as ResilienceError
 from .console._attach import AddressError as AddressError
 from .console._attach import AttachError as AttachError
 from .console._attach import AttachTimeout as AttachTimeout
+from .console._attach import default_socket_path as default_socket_path
 from .console._attach import fetch_snapshot as fetch_snapshot
 from .console._attach import serve_snapshots as serve_snapshots
 from .console._monitor import Monitor as Monitor
@@ -29,12 +30,17 @@ from .guards._fallback import cache_fallback as cache_fallback
 from .guards._fallback import default_fallback as default_fallback
 from .guards._fallback import degraded_fallback as degraded_fallback
 from .guards._fallback import fallback as fallback
+from .guards._faults import FaultInjector as FaultInjector
+from .guards._faults import inject_faults as inject_faults
 from .guards._health import HealthTracker as HealthTracker
 from .guards._retry import Retrier as Retrier
 from .guards._retry import retry as retry
+from .guards._testing import TestingMode as TestingMode
+from .guards._testing import testing as testing
 from .guards._throttle import throttle as throttle
 from .guards._timeout import TimeoutBudget as TimeoutBudget
 from .guards._timeout import timeout as timeout
+from .observe._bus import CallTracer as CallTracer
 from .observe._bus import EventBus as EventBus
 from .observe._bus import SubscriberFailed as SubscriberFailed
 from .observe._bus import Subscription as Subscription
@@ -54,8 +60,11 @@ from .observe._events import RequestRefused as RequestRefused
 from .observe._events import RestartScheduled as RestartScheduled
 from .observe._events import RetryScheduled as RetryScheduled
 from .observe._events import TreeEvent as TreeEvent
+from .observe._fault_events import FaultInjected as FaultInjected
 from .observe._logging import EventLogger as EventLogger
 from .observe._metrics import Metrics as Metrics
+from .observe._otel import OpenTelemetryExporter as OpenTelemetryExporter
+from .observe._otel import OpenTelemetryStatistics as OpenTelemetryStatistics
 from .observe._prometheus import PrometheusCollector as PrometheusCollector
 from .observe._prometheus import prometheus_text as prometheus_text
 from .observe._snapshot import EventSnapshot as EventSnapshot
@@ -70,17 +79,29 @@ from .rules._breaker import CircuitBreakerConfig as CircuitBreakerConfig
 from .rules._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
 from .rules._breaker import CircuitState as CircuitState
 from .rules._breaker import CircuitStateChange as CircuitStateChange
+from .rules._faults import Fault as Fault
+from .rules._faults import FaultDecision as FaultDecision
+from .rules._faults import FaultFlags as FaultFlags
+from .rules._faults import FaultKind as FaultKind
+from .rules._faults import FaultPoint as FaultPoint
+from .rules._faults import fault_flags as fault_flags
 from .rules._health import HealthChange as HealthChange
 from .rules._health import ServiceStatus as ServiceStatus
 from .rules._retry import ExponentialBackoff as ExponentialBackoff
 from .rules._retry import LinearBackoff as LinearBackoff
 from .rules._retry import RetryPolicy as RetryPolicy
+from .testkit._errors import WaitTimeout as WaitTimeout
+from .testkit._recorder import EventRecorder as EventRecorder
+from .testkit._waiting import wait_for_breaker as wait_for_breaker
+from .testkit._waiting import wait_for_events as wait_for_events
+from .testkit._waiting import wait_for_service as wait_for_service
 from .tree._children import ChildCount as ChildCount
 from .tree._children import ChildInfo as ChildInfo
 from .tree._children import ChildState as ChildState
 from .tree._children import SupervisorGaveUp as SupervisorGaveUp
 from .tree._children import SupervisorShutdown as SupervisorShutdown
 from .tree._dynamic import DynamicSupervisorRef as DynamicSupervisorRef
+from .tree._fault_specs import FaultSpec as FaultSpec
 from .tree._loading import load_tree as load_tree
 from .tree._loading import load_tree_file as load_tree_file
 from .tree._otp import IGNORE as IGNORE
@@ -115,6 +136,7 @@ __all__ = [
     "BulkheadFullError",
     "BulkheadSpec",
     "BulkheadStatistics",
+    "CallTracer",
     "ChangeReason",
     "ChildCount",
     "ChildCrashed",
@@ -136,10 +158,19 @@ __all__ = [
     "DynamicSupervisorRef",
     "EventBus",
     "EventLogger",
+    "EventRecorder",
     "EventSnapshot",
     "ExponentialBackoff",
     "FallbackSpec",
     "FallbackUsed",
+    "Fault",
+    "FaultDecision",
+    "FaultFlags",
+    "FaultInjected",
+    "FaultInjector",
+    "FaultKind",
+    "FaultPoint",
+    "FaultSpec",
     "HealthChange",
     "HealthTracker",
     "Ignore",
@@ -149,6 +180,8 @@ __all__ = [
     "Metrics",
     "Monitor",
     "NodeSnapshot",
+    "OpenTelemetryExporter",
+    "OpenTelemetryStatistics",
     "OperationTimeout",
     "PrometheusCollector",
     "RateLimitExceeded",
@@ -177,17 +210,22 @@ __all__ = [
     "SupervisorShutdown",
     "SupervisorSpec",
     "SystemSnapshot",
+    "TestingMode",
     "ThrottleSpec",
     "TimeoutBudget",
     "Tree",
     "TreeEvent",
+    "WaitTimeout",
     "bulkhead",
     "cache_fallback",
     "circuit_breaker",
     "default_fallback",
+    "default_socket_path",
     "degraded_fallback",
     "fallback",
+    "fault_flags",
     "fetch_snapshot",
+    "inject_faults",
     "load_tree",
     "load_tree_file",
     "monitor",
@@ -198,6 +236,10 @@ __all__ = [
     "serve_snapshots",
     "snapshot_from_json",
     "snapshot_to_json",
+    "testing",
     "throttle",
     "timeout",
+    "wait_for_breaker",
+    "wait_for_events",
+    "wait_for_service",
 ]

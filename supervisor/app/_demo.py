@@ -8,12 +8,13 @@ latencies and errors are drawn from a seeded :class:`random.Random`, all waits `
     └── backend (rest_for_one): db, cache, payments, search
 
 One caller task per service sends requests at a steady rate while a chaos schedule (placed at
-fractions of ``--duration``) makes things go wrong: a failure burst in ``db`` (whose crashes also
-restart ``cache``, ``payments`` and ``search``: ``rest_for_one``), a latency spike in ``search``,
-an outage of the ``payments`` backend, a crash loop of the ``auth`` actor (its restarts fail
-twice), and a traffic surge on ``api-gateway``; then calm, so the breakers close again. A newcomer
-sees breakers open and close, fallbacks answer, retries back off, bulkheads refuse, children
-restart and health scores move.
+fractions of ``--duration``, and built on the library's own fault injection: each incident is a
+window of :class:`~supervisor.Fault` s in the services' ``faults``) makes things go wrong: a
+failure burst in ``db`` (whose crashes also restart ``cache``, ``payments`` and ``search``:
+``rest_for_one``), a latency spike in ``search``, an outage of the ``payments`` backend, a crash
+loop of the ``auth`` actor (its restarts fail twice), and a traffic surge on ``api-gateway``; then
+calm, so the breakers close again. A newcomer sees breakers open and close, fallbacks answer,
+retries back off, bulkheads refuse, children restart and health scores move.
 
 The live view is the monitor (:func:`supervisor.monitor`) beside the running tree; on a console
 that is not a terminal, or with ``--plain``, a plain text snapshot is printed every few seconds,
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import functools
 import math
 import random
 import sys
@@ -49,7 +51,6 @@ from ..observe._snapshot import NodeSnapshot, SystemSnapshot
 from ..rules._breaker import CircuitState, CircuitStateChange
 from ..tree._tree import Tree, run_tree
 from ._demo_backends import (
-    _BASE_ERROR_RATE,
     _KEYS,
     _PLANS,
     _SCHEDULE,
@@ -59,7 +60,7 @@ from ._demo_backends import (
     _Chaos,
     _tree_spec,
 )
-from ._demo_summary import _TABLE_WIDTH, DemoSummary, ServiceSummary, summary_lines, summary_table
+from ._demo_summary import DemoSummary, ServiceSummary, summary_table
 
 # -- the run -----------------------------------------------------------------------------------
 
@@ -88,6 +89,7 @@ class _Run:
     opens: collections.Counter[str] = attrs.field(factory=collections.Counter)
     paths: list[str] = attrs.field(factory=list)
     final: dict[str, ServiceSummary] = attrs.field(factory=dict)
+    watch: str | None = None
 
     def say(self, text: str) -> None:
         self.console.print(f"[dim]{trio.current_time() - self.start:6.1f}s[/] {text}")
@@ -112,12 +114,11 @@ class _Run:
         elif isinstance(event, IntensityExceeded) and self.plain:
             self.say(f"[bold red]gave up[/] {event.path}: too many restarts")
 
-    async def chaos(self, backends: dict[str, _Backend], gateway: Callable[[Query], Any]) -> None:
+    async def chaos(self, gateway: Callable[[Query], Any]) -> None:
+        """Tell the schedule as it happens (the faults themselves are in the services' specs and
+        fire by themselves), and send the surge."""
         for step in _SCHEDULE:
             await trio.sleep_until(self.start + step.at * self.duration)
-            backend = backends.get(step.service)
-            if backend is not None:
-                self._apply(step.chaos, backend)
             where = f"{step.service}: " if step.service else ""
             self.say(f"[bold magenta]chaos[/] {step.chaos.value}: {where}{step.note}")
             if step.chaos is _Chaos.SURGE:
@@ -128,24 +129,6 @@ class _Run:
                         self.calls[_path_of(self.paths, step.service)] += 1
                         query = Query("k0", random.Random(f"{self.seed}/surge"))
                         surge.start_soon(_quiet_call, gateway, query)
-
-    @staticmethod
-    def _apply(chaos: _Chaos, backend: _Backend) -> None:
-        if chaos is _Chaos.FAILURE_BURST:
-            backend.error_rate = 0.8
-        elif chaos is _Chaos.FAILURES_END:
-            backend.error_rate = _BASE_ERROR_RATE
-        elif chaos is _Chaos.LATENCY_SPIKE:
-            backend.slowdown = 25.0
-        elif chaos is _Chaos.LATENCY_ENDS:
-            backend.slowdown = 1.0
-        elif chaos is _Chaos.OUTAGE:
-            backend.down = True
-        elif chaos is _Chaos.OUTAGE_ENDS:
-            backend.down = False
-        elif chaos is _Chaos.CRASH_LOOP:
-            backend.poisoned = True
-            backend.pending_failing_starts = 2
 
     async def caller(
         self, path: str, call: Callable[[Query], Any], interval: float, until: float
@@ -235,6 +218,8 @@ async def run_demo(
     seed: int = 0,
     console: Console | None = None,
     live: bool = True,
+    *,
+    watch: str | None = None,
 ) -> DemoSummary:
     """Run the demo for ``duration`` seconds of trio time and print its summary table.
 
@@ -248,6 +233,7 @@ async def run_demo(
         console: where to print (default: a new :class:`rich.console.Console`).
         live: show the live monitor when ``console`` is a terminal; otherwise (or with
             ``live=False``) print a plain text snapshot every few seconds.
+        watch: a service the live view shows alone (see :class:`~supervisor.Monitor`).
 
     Returns:
         The summary (also printed as a table).
@@ -262,7 +248,9 @@ async def run_demo(
         raise ValueError(f"`duration` must be a finite number > 0 (got {duration!r})")
     console = console if console is not None else Console()
     use_monitor = live and console.is_terminal
-    run = _Run(seed=seed, duration=float(duration), console=console, plain=not use_monitor)
+    run = _Run(
+        seed=seed, duration=float(duration), console=console, plain=not use_monitor, watch=watch
+    )
     backends = {plan.name: _Backend(name=plan.name, latency=plan.latency) for plan in _PLANS}
     run.paths = [f"app/{plan.supervisor}/{plan.name}" for plan in _PLANS]
     bus: EventBus[Any] = EventBus()
@@ -275,34 +263,31 @@ async def run_demo(
     interrupted = True
     tree: Tree | None = None
     try:
-        async with run_tree(_tree_spec(backends), events=bus, rng=random.Random(seed)) as tree:
-            await _drive(run, tree, backends, use_monitor=use_monitor)
+        async with run_tree(
+            _tree_spec(backends, run.duration), events=bus, rng=random.Random(seed)
+        ) as tree:
+            await _drive(run, tree, use_monitor=use_monitor)
             run.record_final(tree)
         interrupted = False
     finally:
         if tree is not None and not run.final:
             run.record_final(tree)  # interrupted: the numbers so far, of the stopped tree
         summary = run.summary(interrupted=interrupted)
-        if console.width >= _TABLE_WIDTH:
-            console.print(summary_table(summary))
-        else:
-            console.print("\n".join(summary_lines(summary)), highlight=False)
+        console.print(summary_table(summary, width=console.width))
     return summary
 
 
-async def _drive(
-    run: _Run, tree: Tree, backends: dict[str, _Backend], *, use_monitor: bool
-) -> None:
+async def _drive(run: _Run, tree: Tree, *, use_monitor: bool) -> None:
     until = run.start + run.duration
     refs = tree.services()
     async with trio.open_nursery() as shows:
         if use_monitor:
             # The monitor stops with the nursery; its first view is drawn before the callers run.
-            await shows.start(_monitor_beside, tree, run.console)
+            await shows.start(_monitor_beside, tree, run.console, run.watch)
         else:
             every = 5.0 if run.duration >= 15 else max(0.5, run.duration / 3)
             shows.start_soon(run.plain_snapshots, tree, every)
-        shows.start_soon(run.chaos, backends, refs[_path_of(run.paths, "api-gateway")].call)
+        shows.start_soon(run.chaos, refs[_path_of(run.paths, "api-gateway")].call)
         async with trio.open_nursery() as callers:
             for plan in _PLANS:
                 path = _path_of(run.paths, plan.name)
@@ -313,9 +298,13 @@ async def _drive(
 
 
 async def _monitor_beside(
-    tree: Tree, console: Console, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    tree: Tree,
+    console: Console,
+    watch: str | None = None,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    async with monitor(tree, interval=0.5, console=console):
+    async with monitor(tree, interval=0.5, console=console, watch=watch):
         task_status.started()
         await trio.sleep_forever()
 
@@ -337,6 +326,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--plain", action="store_true", help="print plain text snapshots, not the live view"
     )
+    parser.add_argument(
+        "--watch",
+        metavar="SERVICE",
+        default=None,
+        help="the live view shows this service alone (its last minute, breaker changes, events)",
+    )
     return parser
 
 
@@ -352,7 +347,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A pipe or a log file: wide enough for the snapshot lines and the summary table.
         console = Console(width=max(console.width, 132))
     try:
-        trio.run(run_demo, args.duration, seed, console, not args.plain)
+        trio.run(
+            functools.partial(run_demo, watch=args.watch),
+            args.duration,
+            seed,
+            console,
+            not args.plain,
+        )
     except KeyboardInterrupt:
         console.print(f"interrupted; run it again with --seed {seed}")
         return _INTERRUPTED

@@ -25,6 +25,7 @@ from ._events import (
     RestartScheduled,
     RetryScheduled,
 )
+from ._fault_events import FaultInjected
 from ._snapshot import EventSnapshot
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ def _transition_detail(event: object) -> str:
         return "healthy again" if event.healthy else "unhealthy"
     if isinstance(event, SubscriberFailed):
         return f"listener {event.callback} removed: {_error(event.error)}"
+    if isinstance(event, FaultInjected):
+        return f"injected at {event.point.value}: {event.fault.describe()}"
     return _restart_detail(event)
 
 

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Iterable
 from typing import Any, Final
 
-from .._errors import ConfigError, ResilienceError
+from .._errors import ConfigError, ResilienceError, shown
 
 __all__ = [
     "IGNORE",
@@ -72,10 +72,13 @@ def check_significant(*, significant: Any, permanent: bool) -> None:
         ConfigError: naming ``significant`` and its value.
     """
     if not isinstance(significant, bool):
-        raise ConfigError(f"`significant` must be true or false (got {significant!r})")
+        raise ConfigError(
+            f"`significant` must be true or false (got {shown(significant)})", field="significant"
+        )
     if significant and permanent:
         raise ConfigError(
-            "`significant` must be false for a permanent child (got True with restart=permanent)"
+            "`significant` must be false for a permanent child (got True with restart=permanent)",
+            field="significant",
         )
 
 

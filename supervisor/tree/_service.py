@@ -49,6 +49,7 @@ from actors import ActorStopped
 
 from .._config import DURATION, UNSET, Unset
 from .._errors import BulkheadFullError, CircuitOpenError, OperationTimeout, RateLimitExceeded
+from ..guards import _testing
 from ..guards._breaker import CircuitBreaker
 from ..guards._throttle import OnLimit, Throttle
 from ..observe._events import (
@@ -64,6 +65,7 @@ from ..rules._breaker import Refusal as BreakerRefusal
 from ..rules._bulkhead import BulkheadCore
 from ..rules._cache import MISS, TtlLruCache
 from ..rules._retry import RetrySchedule
+from ._faulty import service_injector
 from ._service_ref import ServiceRef
 from ._specs import FallbackSpec, ServiceSpec
 from ._starting import Answered
@@ -136,6 +138,7 @@ class GuardedService:
         "completed",
         "failed",
         "fallbacks",
+        "faults",
         "handle",
         "path",
         "refused",
@@ -210,6 +213,8 @@ class GuardedService:
         self.refused = 0
         self.fallbacks = 0
         self.retries = 0
+        self.faults = service_injector(spec.faults, path=path, bus=bus, rng=self._rng)
+        """The injector of the spec's faults (``None`` without faults)."""
         self.handle = ServiceRef(self)
         """The public handle users call."""
 
@@ -330,6 +335,17 @@ class GuardedService:
         else:
             seconds = DURATION.check("timeout", timeout)
         deadline = _INF if seconds is None else now + seconds
+        tracer = self._bus.call_tracer  # None unless an exporter traces calls: one check
+        if tracer is not None:
+            return await tracer.trace(
+                self.path, deadline, self._answer, request, now, deadline, seconds
+            )
+        return await self._answer(request, now, deadline, seconds)
+
+    async def _answer(
+        self, request: Any, now: float, deadline: float, seconds: float | None
+    ) -> Any:
+        # Steps 2-7, within ``deadline``.
         if self._fallback is None:
             return await self._attempts(request, now, deadline, seconds)
         try:
@@ -486,7 +502,9 @@ class GuardedService:
             delay = (
                 None
                 if schedule is None
-                else schedule.next_delay(attempt, error, rng=self._rng, deadline=deadline, now=now)
+                else _testing.next_delay(
+                    schedule, attempt, error, rng=self._rng, deadline=deadline, now=now
+                )
             )
             if delay is None:
                 self.failed += 1

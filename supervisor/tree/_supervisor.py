@@ -16,7 +16,7 @@ import trio
 
 import actors
 
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 from ..observe._events import ChildIgnored, ChildStarted, ChildStopped
 from ..observe._snapshot import NodeSnapshot
 from ..rules._intensity import RestartIntensity
@@ -42,6 +42,7 @@ from ._children import (
     _TryAgain,
     _WhichChildren,
 )
+from ._faulty import service_factory
 from ._otp import AutoShutdown, Ignore
 from ._restarts import _Restarts
 from ._specs import ChildSpec, Restart, ServiceSpec, Strategy, SupervisorSpec
@@ -168,7 +169,7 @@ class _Supervisor(_Restarts, actors.Actor[Any]):
                 return await self._operate(message)
             except Exception as exc:
                 return _Refused(exc)
-        raise TypeError(f"supervisor {self._path!r} got an unknown message {message!r}")
+        raise TypeError(f"supervisor {shown(self._path)} got an unknown message {shown(message)}")
 
     async def _operate(
         self,
@@ -219,6 +220,7 @@ class _Supervisor(_Restarts, actors.Actor[Any]):
                 )
                 if isinstance(spec, ServiceSpec):
                     service = self._tree._service(spec, child.path)
+                    factory = service_factory(factory, service, origin=self._tree.started_at)
                     ref = await system.spawn(
                         factory, name=child.path, supervisor=self._hook, **service.spawn_options()
                     )
@@ -351,12 +353,12 @@ class _Supervisor(_Restarts, actors.Actor[Any]):
         self._not_dynamic("start_child(path, spec)")
         if not isinstance(spec, ChildSpec | ServiceSpec | SupervisorSpec):
             raise ConfigError(
-                f"`spec` must be a ChildSpec, ServiceSpec or SupervisorSpec (got {spec!r})"
+                f"`spec` must be a ChildSpec, ServiceSpec or SupervisorSpec (got {shown(spec)})"
             )
         for child in self._children:
             if child.name == spec.name:
                 raise ConfigError(
-                    f"`name` {spec.name!r} is already a child of {self._path!r} "
+                    f"`name` {shown(spec.name)} is already a child of {shown(self._path)} "
                     f"({child.state.value})"
                 )
         if spec.significant and self._spec.auto_shutdown is AutoShutdown.NEVER:
@@ -416,12 +418,14 @@ class _Supervisor(_Restarts, actors.Actor[Any]):
         self._not_dynamic("restart_child")
         child = self._named(name)
         if child.state is not ChildState.TERMINATED:
-            raise ConfigError(f"child {child.path!r} is {child.state.value}, not terminated")
+            raise ConfigError(f"child {shown(child.path)} is {child.state.value}, not terminated")
         return await self._spawn(child)
 
     def _delete_child(self, name: str) -> None:
         self._not_dynamic("delete_child")
         child = self._named(name)
         if child.state is not ChildState.TERMINATED:
-            raise ConfigError(f"child {child.path!r} is {child.state.value}; terminate it first")
+            raise ConfigError(
+                f"child {shown(child.path)} is {child.state.value}; terminate it first"
+            )
         self._forget(child)

@@ -55,7 +55,7 @@ import trio
 import actors
 from actors._groups import leaves
 
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 from ..observe._bus import EventBus
 from ..observe._metrics import Metrics, ServiceFacts
 from ..observe._snapshot import NodeSnapshot, SystemSnapshot
@@ -280,7 +280,7 @@ class Tree:
         if not matches:
             raise actors.ActorNotFound(name_or_path)
         raise LookupError(
-            f"{name_or_path!r} is ambiguous: {', '.join(sorted(matches))}; give the full path"
+            f"{shown(name_or_path)} is ambiguous: {', '.join(sorted(matches))}; give the full path"
         )
 
     def lookup(self, name_or_path: str) -> actors.ActorRef[Any]:
@@ -304,7 +304,9 @@ class Tree:
         if path not in self._services:
             matches = [p for p in self._services if p.endswith(f"/{name_or_path}")]
             if len(matches) != 1:
-                raise KeyError(f"no single service named {name_or_path!r} in {self.spec.name!r}")
+                raise KeyError(
+                    f"no single service named {shown(name_or_path)} in {shown(self.spec.name)}"
+                )
             path = matches[0]
         return self._services[path].handle
 
@@ -315,7 +317,7 @@ class Tree:
     def _parent_of(self, path: str) -> tuple[actors.ActorRef[Any], str]:
         parent, sep, name = path.rpartition("/")
         if not sep:
-            raise ValueError(f"{path!r} is the root; give the path of a child")
+            raise ValueError(f"{shown(path)} is the root; give the path of a child")
         return self.system.lookup(parent), name
 
     async def which_children(self, path: str | None = None) -> tuple[ChildInfo, ...]:
@@ -419,7 +421,7 @@ class Tree:
             RuntimeError: the tree runs without metrics (``run_tree(..., metrics=False)``).
         """
         if self.metrics is None:
-            raise RuntimeError(f"tree {self.spec.name!r} runs without metrics (metrics=False)")
+            raise RuntimeError(f"tree {shown(self.spec.name)} runs without metrics (metrics=False)")
         return self.metrics.snapshot(self, trio.current_time())
 
     async def stop(self) -> None:
@@ -468,7 +470,7 @@ async def run_tree(
     not grouped with the errors its callers got because of it.
     """
     if not isinstance(spec, SupervisorSpec):
-        raise ConfigError(f"`spec` must be a SupervisorSpec (got {spec!r})")
+        raise ConfigError(f"`spec` must be a SupervisorSpec (got {shown(spec)})")
     try:
         async with AsyncExitStack() as stack:
             if system is None:

@@ -151,7 +151,7 @@ def test_request_errors_load_from_data_and_are_checked() -> None:
     assert [c.request_errors for c in spec.children] == [(KeyError,), ()]  # type: ignore[union-attr]
     assert ServiceSpec(name="s", factory=Client).request_errors == (RequestError,)
     with pytest.raises(
-        ConfigError, match=r"children\[0\]: `request_errors`: 'builtins:int' is not an Exception"
+        ConfigError, match=r"children\[0\].request_errors: `request_errors`: 'builtins:int' is not"
     ):
         load_tree(
             {

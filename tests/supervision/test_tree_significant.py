@@ -247,7 +247,7 @@ def test_significant_and_auto_shutdown_load_from_data() -> None:
     assert spec.children[0].significant
     assert isinstance(spec.children[1], SupervisorSpec)
     assert spec.children[1].auto_shutdown is ANY
-    with pytest.raises(ConfigError, match=r"children\[0\]: `significant` must be false"):
+    with pytest.raises(ConfigError, match=r"children\[0\].significant: `significant` must be"):
         load_tree(
             {
                 "name": "app",
