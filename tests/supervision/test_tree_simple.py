@@ -13,7 +13,7 @@ import actors
 from supervisor import IGNORE, ChildCount, ConfigError, Ignore, load_tree
 from supervisor.observe._events import ChildIgnored, ChildRestarted, IntensityExceeded
 from supervisor.tree._children import ChildState
-from supervisor.tree._specs import ChildSpec, Restart, Strategy, SupervisorSpec
+from supervisor.tree._specs import ChildSpec, Restart, ServiceSpec, Strategy, SupervisorSpec
 from supervisor.tree._tree import run_tree
 
 
@@ -244,3 +244,43 @@ async def test_a_dynamic_instance_that_says_ignore_is_not_kept(
         jobs = tree.dynamic("app/jobs")
         assert await jobs.start_child("x") is None
         assert await jobs.which_children() == ()
+
+
+class Echo(actors.Actor[Any]):
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    async def receive(self, message: Any) -> Any:
+        return (self.tag, message)
+
+
+async def test_a_service_template_makes_guarded_instances(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A ServiceSpec template gives each instance its own guarded service, listed in
+    tree.services() while it lives and gone once terminated."""
+    template = ServiceSpec(name="conn", factory=Echo)
+    spec = sup("app", sup("pool", template, strategy=Strategy.SIMPLE_ONE_FOR_ONE))
+    async with run_tree(spec) as tree:
+        pool = tree.dynamic("app/pool")
+        first = await pool.start_child("db1")
+        await pool.start_child("db2")
+        assert sorted(tree.services()) == ["app/pool/conn-1", "app/pool/conn-2"]
+        assert await tree.service("app/pool/conn-2").call("q") == ("db2", "q")
+        assert first is not None
+        await pool.terminate_child(first)
+        assert sorted(tree.services()) == ["app/pool/conn-2"]
+
+
+async def test_count_children_of_a_static_supervisor(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """count_children counts every spec, the running ones, and supervisors and workers (dead or
+    alive), as OTP's count_children."""
+    log = Log()
+    spec = sup("app", child(log, "a"), child(log, "b"), sup("mid", child(log, "x")))
+    async with run_tree(spec) as tree:
+        await tree.terminate_child("app/b")
+        assert await tree.count_children() == ChildCount(
+            specs=3, active=2, supervisors=1, workers=2
+        )
