@@ -19,6 +19,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from .._errors import ConfigError, shown
 from ..rules._faults import Fault, FaultPoint
 from ._fault_specs import FaultSpec
+from ._otp import AutoShutdown
 from ._specs import (
     BreakerSpec,
     BulkheadSpec,
@@ -74,7 +75,7 @@ def _make_converter() -> cattrs.Converter:
     def child(value: Any, _type: type[Any]) -> ChildSpec | ServiceSpec | SupervisorSpec:
         if not isinstance(value, Mapping):
             raise ConfigError(f"a child must be a table of fields (got {value!r})")
-        if "children" in value or "strategy" in value:
+        if "children" in value or "strategy" in value or "auto_shutdown" in value:
             return converter.structure(value, SupervisorSpec)
         if _SERVICE_FIELDS & value.keys():
             return converter.structure(value, ServiceSpec)
@@ -86,6 +87,9 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(str, string)
     converter.register_structure_hook(Restart, lambda value, _t: _member(Restart, None, value))
     converter.register_structure_hook(Strategy, lambda value, _t: _member(Strategy, None, value))
+    converter.register_structure_hook(
+        AutoShutdown, lambda value, _t: _member(AutoShutdown, None, value)
+    )
     converter.register_structure_hook_func(
         lambda kind: kind == Callable[..., Any], lambda value, _t: _factory(value)
     )
@@ -114,7 +118,7 @@ def _make_converter() -> cattrs.Converter:
         ServiceSpec,
         **{
             name: override(struct_hook=as_is)
-            for name in ("args", "kwargs", "shutdown", "health_check")
+            for name in ("args", "kwargs", "shutdown", "health_check", "request_errors")
         },
     )
     table(
@@ -138,6 +142,7 @@ _SERVICE_FIELDS: Final = frozenset(
         "fallback",
         "health_check",
         "health_interval",
+        "request_errors",
         "faults",
     }
 )
@@ -192,9 +197,10 @@ def _describe(exc: BaseException) -> str:
 def load_tree(data: Mapping[str, Any]) -> SupervisorSpec:
     """Build a :class:`SupervisorSpec` from plain data (as parsed from TOML or JSON).
 
-    A child table with ``children`` or ``strategy`` is a nested supervisor; one with any of
-    ``bulkhead``, ``breaker``, ``retry``, ``throttle``, ``timeout``, ``fallback``,
-    ``health_check``, ``health_interval`` is a :class:`ServiceSpec`; any other is a
+    A child table with ``children``, ``strategy`` or ``auto_shutdown`` is a nested supervisor;
+    one with any of ``bulkhead``, ``breaker``, ``retry``, ``throttle``, ``timeout``,
+    ``fallback``, ``health_check``, ``health_interval``, ``request_errors`` is a
+    :class:`ServiceSpec`; any other is a
     :class:`ChildSpec`. ``factory``, ``degraded``, ``health_check`` and exception classes are
     ``"package.module:name"`` strings.
 

@@ -69,6 +69,7 @@ from ..store._base import Store
 from ._faulty import service_injector
 from ._service_ref import ServiceRef
 from ._specs import FallbackSpec, ServiceSpec
+from ._starting import Answered
 
 if TYPE_CHECKING:
     from actors import ActorRef
@@ -465,9 +466,13 @@ class GuardedService:
         if ref is None:
             raise ActorStopped(self.path, None)
         if deadline == _INF:
-            return await ref.ask(request)
-        left = deadline - now
-        return await ref.ask(request, timeout=left if left > 0.0 else 0.0)
+            result = await ref.ask(request)
+        else:
+            left = deadline - now
+            result = await ref.ask(request, timeout=left if left > 0.0 else 0.0)
+        if type(result) is Answered:  # a request error (spec.request_errors): not a crash
+            raise result.error
+        return result
 
     async def _attempts(
         self, request: Any, started: float, deadline: float, seconds: float | None

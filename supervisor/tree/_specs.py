@@ -25,6 +25,7 @@ import attrs
 from .._config import COUNT, DELAY_CAP, DURATION, FACTOR, NON_NEGATIVE, QUEUE, Bound
 from .._errors import ConfigError, shown
 from ._fault_specs import FaultSpec
+from ._otp import AutoShutdown, RequestError, check_significant
 
 _EnumT = TypeVar("_EnumT", bound=enum.Enum)
 
@@ -53,6 +54,10 @@ class Strategy(enum.Enum):
     REST_FOR_ONE = "rest_for_one"
     """The crashed child and every child started after it, stopped in reverse and restarted in
     order."""
+    SIMPLE_ONE_FOR_ONE = "simple_one_for_one"
+    """A dynamic supervisor (OTP's ``simple_one_for_one``, Elixir's ``DynamicSupervisor``): its
+    one child spec is a template; instances are started at run time with extra arguments and
+    restarted one for one."""
 
 
 def _checked(bound: Bound) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -88,6 +93,11 @@ def _restart(value: Any) -> Restart:
 def _strategy(value: Any) -> Strategy:
     """Converter: a :class:`Strategy` or its value (``"one_for_all"``)."""
     return _member(Strategy, "strategy", value)
+
+
+def _auto_shutdown(value: Any) -> AutoShutdown:
+    """Converter: an :class:`AutoShutdown` or its value (``"any_significant"``)."""
+    return _member(AutoShutdown, "auto_shutdown", value)
 
 
 def _shutdown(value: Any) -> float:
@@ -217,6 +227,10 @@ class ChildSpec:
     overflow: str = attrs.field(default="wait")
     """The mailbox overflow policy: ``"wait"``, ``"reject"`` or ``"drop_oldest"``."""
 
+    significant: bool = attrs.field(default=False)
+    """Whether its own exit may shut its supervisor down (see ``SupervisorSpec.auto_shutdown``;
+    OTP's ``significant``). Only for transient or temporary children."""
+
     @overflow.validator
     def _check_overflow(self, _attribute: attrs.Attribute[str], value: str) -> None:
         if value not in ("wait", "reject", "drop_oldest"):
@@ -224,6 +238,9 @@ class ChildSpec:
                 f"`overflow` {shown(value)} is not one of wait, reject, drop_oldest",
                 field="overflow",
             )
+
+    def __attrs_post_init__(self) -> None:
+        check_significant(significant=self.significant, permanent=self.restart is Restart.PERMANENT)
 
 
 def _exception_types(value: Any, field: str) -> tuple[type[BaseException], ...]:
@@ -238,6 +255,13 @@ def _exception_types(value: Any, field: str) -> tuple[type[BaseException], ...]:
     if not types:
         raise ConfigError(f"`{field}` needs at least one exception class (got none)", field=field)
     return tuple(types)
+
+
+def _request_errors(value: Any) -> tuple[type[Exception], ...]:
+    """Converter: exception classes (or ``"module:Name"`` strings), as a tuple (may be empty)."""
+    if isinstance(value, list | tuple) and not value:
+        return ()
+    return _exception_types(value, "request_errors")  # type: ignore[return-value]
 
 
 def _expected_exception(value: Any) -> tuple[type[BaseException], ...]:
@@ -432,8 +456,18 @@ class ServiceSpec:
     faults: FaultSpec | None = None
     """Faults injected inside the service actor (errors, latency, replaced results), or ``None``
     (off: nothing is added to the request path)."""
+    significant: bool = attrs.field(default=False)
+    """As ``ChildSpec.significant``."""
+    request_errors: tuple[type[Exception], ...] = attrs.field(
+        default=(RequestError,), converter=_request_errors
+    )
+    """Errors a handler raises that fail only the request, not the actor: the caller gets the
+    error (the breaker counts it per ``expected_exception``, retry may retry it, the fallback may
+    answer) and the actor keeps running, with no restart. Every other ``Exception`` is a crash.
+    Default: :class:`~supervisor.RequestError` (and its subclasses); ``()``: every error crashes."""
 
     def __attrs_post_init__(self) -> None:
+        check_significant(significant=self.significant, permanent=self.restart is Restart.PERMANENT)
         if self.timeout is not None:
             DURATION.check("timeout", self.timeout)
         if self.health_interval is not None:
@@ -490,9 +524,22 @@ class SupervisorSpec:
     restart: Restart = attrs.field(default=Restart.PERMANENT, converter=_restart)
     """When this supervisor, as a child of another, is restarted."""
     shutdown: float = attrs.field(default=INFINITY, converter=_shutdown)
-    """Grace period this supervisor gets from its parent to stop its own children."""
+    """Grace period this supervisor gets from its parent to stop its own children: it bounds
+    the whole subtree (what still runs below when it runs out is cancelled)."""
+    significant: bool = attrs.field(default=False)
+    """As ``ChildSpec.significant`` (a transient or temporary supervisor only)."""
+    auto_shutdown: AutoShutdown = attrs.field(default=AutoShutdown.NEVER, converter=_auto_shutdown)
+    """Whether the exit of a significant child shuts this supervisor down (OTP's
+    ``auto_shutdown``): ``never``, ``any_significant`` or ``all_significant``."""
 
     def __attrs_post_init__(self) -> None:
+        check_significant(significant=self.significant, permanent=self.restart is Restart.PERMANENT)
+        if self.strategy is Strategy.SIMPLE_ONE_FOR_ONE and len(self.children) != 1:
+            raise ConfigError(
+                "`children` of a simple_one_for_one supervisor must be exactly one template "
+                f"(got {len(self.children)})",
+                field="children",
+            )
         seen: set[str] = set()
         for index, child in enumerate(self.children):
             if not isinstance(child, ChildSpec | ServiceSpec | SupervisorSpec):
@@ -503,6 +550,11 @@ class SupervisorSpec:
             if child.name in seen:
                 raise ConfigError(f"`children[{index}].name` {child.name!r} is used twice")
             seen.add(child.name)
+            if child.significant and self.auto_shutdown is AutoShutdown.NEVER:
+                raise ConfigError(
+                    f"`children[{index}].significant` is true but `auto_shutdown` is never "
+                    f"(child {shown(child.name)})"
+                )
 
 
 TreeSpec: TypeAlias = SupervisorSpec | ChildSpec | ServiceSpec
