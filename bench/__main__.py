@@ -14,7 +14,16 @@ import sys
 import trio
 from rich.console import Console
 
-from . import actors_bench, faults_bench, million, otel_bench, rules_bench, tree_bench
+from . import (
+    actors_bench,
+    dynamic_bench,
+    faults_bench,
+    fleet_bench,
+    million,
+    otel_bench,
+    rules_bench,
+    tree_bench,
+)
 from ._harness import Report
 
 SECTIONS = {
@@ -23,6 +32,8 @@ SECTIONS = {
     "tree": tree_bench.run,
     "faults": faults_bench.run,
     "otel": otel_bench.run,
+    "dynamic": dynamic_bench.run,
+    "fleet": fleet_bench.run,
 }
 
 

@@ -15,6 +15,7 @@ from ._errors import ResilienceError as ResilienceError
 from .console._attach import AddressError as AddressError
 from .console._attach import AttachError as AttachError
 from .console._attach import AttachTimeout as AttachTimeout
+from .console._attach import default_socket_path as default_socket_path
 from .console._attach import fetch_snapshot as fetch_snapshot
 from .console._attach import serve_snapshots as serve_snapshots
 from .console._monitor import Monitor as Monitor
@@ -43,7 +44,9 @@ from .observe._bus import CallTracer as CallTracer
 from .observe._bus import EventBus as EventBus
 from .observe._bus import SubscriberFailed as SubscriberFailed
 from .observe._bus import Subscription as Subscription
+from .observe._events import AutoShutdownTriggered as AutoShutdownTriggered
 from .observe._events import ChildCrashed as ChildCrashed
+from .observe._events import ChildIgnored as ChildIgnored
 from .observe._events import ChildParked as ChildParked
 from .observe._events import ChildRestarted as ChildRestarted
 from .observe._events import ChildStarted as ChildStarted
@@ -54,6 +57,7 @@ from .observe._events import Refusal as Refusal
 from .observe._events import RequestCompleted as RequestCompleted
 from .observe._events import RequestFailed as RequestFailed
 from .observe._events import RequestRefused as RequestRefused
+from .observe._events import RestartScheduled as RestartScheduled
 from .observe._events import RetryScheduled as RetryScheduled
 from .observe._events import TreeEvent as TreeEvent
 from .observe._fault_events import FaultInjected as FaultInjected
@@ -86,17 +90,33 @@ from .rules._health import ServiceStatus as ServiceStatus
 from .rules._retry import ExponentialBackoff as ExponentialBackoff
 from .rules._retry import LinearBackoff as LinearBackoff
 from .rules._retry import RetryPolicy as RetryPolicy
+from .store import MemoryStore as MemoryStore
+from .store import RedisStore as RedisStore
+from .store import RedisStoreStatistics as RedisStoreStatistics
+from .store import Store as Store
+from .store import StoreAuthError as StoreAuthError
+from .store import StoreConnectionError as StoreConnectionError
+from .store import StoreError as StoreError
+from .store import StoreRecovered as StoreRecovered
+from .store import StoreUnavailable as StoreUnavailable
 from .testkit._errors import WaitTimeout as WaitTimeout
 from .testkit._recorder import EventRecorder as EventRecorder
 from .testkit._waiting import wait_for_breaker as wait_for_breaker
 from .testkit._waiting import wait_for_events as wait_for_events
 from .testkit._waiting import wait_for_service as wait_for_service
+from .tree._children import ChildCount as ChildCount
 from .tree._children import ChildInfo as ChildInfo
 from .tree._children import ChildState as ChildState
 from .tree._children import SupervisorGaveUp as SupervisorGaveUp
+from .tree._children import SupervisorShutdown as SupervisorShutdown
+from .tree._dynamic import DynamicSupervisorRef as DynamicSupervisorRef
 from .tree._fault_specs import FaultSpec as FaultSpec
 from .tree._loading import load_tree as load_tree
 from .tree._loading import load_tree_file as load_tree_file
+from .tree._otp import IGNORE as IGNORE
+from .tree._otp import AutoShutdown as AutoShutdown
+from .tree._otp import Ignore as Ignore
+from .tree._otp import RequestError as RequestError
 from .tree._service import ServiceStatistics as ServiceStatistics
 from .tree._service_ref import ServiceRef as ServiceRef
 from .tree._specs import BreakerSpec as BreakerSpec
@@ -114,9 +134,12 @@ from .tree._tree import Tree as Tree
 from .tree._tree import run_tree as run_tree
 
 __all__ = [
+    "IGNORE",
     "AddressError",
     "AttachError",
     "AttachTimeout",
+    "AutoShutdown",
+    "AutoShutdownTriggered",
     "BreakerSpec",
     "Bulkhead",
     "BulkheadFullError",
@@ -124,7 +147,9 @@ __all__ = [
     "BulkheadStatistics",
     "CallTracer",
     "ChangeReason",
+    "ChildCount",
     "ChildCrashed",
+    "ChildIgnored",
     "ChildInfo",
     "ChildParked",
     "ChildRestarted",
@@ -139,6 +164,7 @@ __all__ = [
     "CircuitState",
     "CircuitStateChange",
     "ConfigError",
+    "DynamicSupervisorRef",
     "EventBus",
     "EventLogger",
     "EventRecorder",
@@ -156,9 +182,11 @@ __all__ = [
     "FaultSpec",
     "HealthChange",
     "HealthTracker",
+    "Ignore",
     "IntensityExceeded",
     "LatencySnapshot",
     "LinearBackoff",
+    "MemoryStore",
     "Metrics",
     "Monitor",
     "NodeSnapshot",
@@ -167,13 +195,17 @@ __all__ = [
     "OperationTimeout",
     "PrometheusCollector",
     "RateLimitExceeded",
+    "RedisStore",
+    "RedisStoreStatistics",
     "Refusal",
     "RequestCompleted",
+    "RequestError",
     "RequestFailed",
     "RequestRefused",
     "ResilienceError",
     "Restart",
     "RestartBackoff",
+    "RestartScheduled",
     "Retrier",
     "RetryPolicy",
     "RetryScheduled",
@@ -183,10 +215,17 @@ __all__ = [
     "ServiceSpec",
     "ServiceStatistics",
     "ServiceStatus",
+    "Store",
+    "StoreAuthError",
+    "StoreConnectionError",
+    "StoreError",
+    "StoreRecovered",
+    "StoreUnavailable",
     "Strategy",
     "SubscriberFailed",
     "Subscription",
     "SupervisorGaveUp",
+    "SupervisorShutdown",
     "SupervisorSpec",
     "SystemSnapshot",
     "TestingMode",
@@ -199,6 +238,7 @@ __all__ = [
     "cache_fallback",
     "circuit_breaker",
     "default_fallback",
+    "default_socket_path",
     "degraded_fallback",
     "fallback",
     "fault_flags",

@@ -13,6 +13,7 @@ from .rules._budget import BudgetCore as BudgetCore
 from .rules._bulkhead import Admission as Admission
 from .rules._bulkhead import BulkheadCore as BulkheadCore
 from .rules._cache import TtlLruCache as TtlLruCache
+from .rules._counts import TopCounts as TopCounts
 from .rules._faults import FaultCore as FaultCore
 from .rules._health import HealthWindow as HealthWindow
 from .rules._intensity import RestartIntensity as RestartIntensity
@@ -32,5 +33,6 @@ __all__ = [
     "RetrySchedule",
     "ServiceMetrics",
     "SlidingWindowCore",
+    "TopCounts",
     "TtlLruCache",
 ]

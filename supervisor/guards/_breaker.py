@@ -8,6 +8,7 @@ its guarded services.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import trio
 
 from .._config import COUNT, DURATION, UNSET, Unset
-from .._errors import CircuitOpenError, ConfigError
+from .._errors import CircuitOpenError, ConfigError, shown
 from .._listeners import Listeners
 from ..rules._breaker import (
     _DEFAULT_FAILURE_THRESHOLD,
@@ -37,8 +38,10 @@ from ..rules._breaker import (
     Permit,
     Refusal,
 )
+from ..store._base import Store
 from . import _testing
 from ._decorate import decorate, is_async_callable, qualname_of
+from ._generators import WholeIteration, generator_kind
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -91,8 +94,16 @@ class CircuitBreaker:
     functions called outside trio uses ``clock`` (default: the monotonic clock of :mod:`time`);
     use one breaker either inside trio or outside it, not both, as the two clocks differ.
 
+    Store: with ``store`` (a :class:`~supervisor.MemoryStore` or a
+    :class:`~supervisor.RedisStore`), breakers of the same ``name`` and store are one breaker:
+    in this process for a memory store, across every process for a Redis one (see
+    ``docs/scale-out.md``: the request path stays local, the fleet's decisions arrive from
+    outside it, ``reset()`` and ``force_open()`` act fleet-wide). Without one, the breaker has
+    its state to itself.
+
     Raises:
-        ConfigError: a bad argument, config field or environment value, at creation.
+        ConfigError: a bad argument, config field or environment value, at creation; a ``store``
+            that is not a store, or that already has a breaker of this name with other settings.
     """
 
     __slots__ = ("__weakref__", "_clock", "_core", "_entries", "_listeners")
@@ -108,11 +119,14 @@ class CircuitBreaker:
         half_open_max_calls: int | Unset = UNSET,
         config: CircuitBreakerConfig | None = None,
         clock: Callable[[], float] | None = None,
+        store: Store | None = None,
     ) -> None:
         if not isinstance(name, str):
-            raise ConfigError(f"`name` must be a string (got {name!r})")
+            raise ConfigError(f"`name` must be a string (got {shown(name)})")
+        if store is not None and not isinstance(store, Store):
+            raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
         if config is not None and not isinstance(config, CircuitBreakerConfig):
-            raise ConfigError(f"`config` must be a CircuitBreakerConfig (got {config!r})")
+            raise ConfigError(f"`config` must be a CircuitBreakerConfig (got {shown(config)})")
         if config is not None:
             failure_threshold = (
                 config.failure_threshold if failure_threshold is UNSET else failure_threshold
@@ -148,6 +162,17 @@ class CircuitBreaker:
             ),
             expected_exception=Exception if expected_exception is UNSET else expected_exception,
         )
+        if store is not None:  # the store keeps the rule's state: the checked settings, its core
+            settled = self._core
+            self._core = store.breaker_core(
+                name=name,
+                failure_threshold=settled.failure_threshold,
+                success_threshold=settled.success_threshold,
+                timeout=settled.timeout,
+                half_open_max_calls=settled.half_open_max_calls,
+                expected_exception=settled.expected_exception,
+                on_change=self._publish,
+            )
         self._clock = _outside_trio_clock if clock is None else clock
         self._listeners: Listeners[CircuitStateChange] = Listeners()
         self._entries: dict[object, list[Permit]] = {}
@@ -290,7 +315,7 @@ class CircuitBreaker:
         decision = core.try_acquire(now)
         if core.has_changes:
             self._publish()
-        if type(decision) is Refusal:  # pragma: no cover - refusal() said it would not refuse
+        if type(decision) is Refusal:  # a fleet's core, gated: its own rules refused
             return CircuitOpenError(core.name, decision.retry_after)
         return decision  # type: ignore[return-value]
 
@@ -342,9 +367,18 @@ class CircuitBreaker:
             core.on_success(permit)
         return result
 
+    def _open(self) -> Callable[[BaseException | None], None]:
+        permit = self._core.free_permit or self._acquire()
+        return functools.partial(self._settle, permit)
+
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorate ``fn`` (``async def`` or plain) so every call goes through this breaker; the
         wrapper exposes the breaker as ``.breaker``.
+
+        A generator function (plain or async) becomes a generator function whose whole
+        iteration is one call: the breaker is asked at the first step (an open breaker raises
+        ``CircuitOpenError`` there), an error raised while iterating counts as a failure (and
+        propagates), running to the end is a success, and closing it early counts as nothing.
 
         Raises:
             TypeError: ``fn`` is not callable.
@@ -356,6 +390,7 @@ class CircuitBreaker:
             around_sync=self._guard_sync,
             extra={"breaker": self},
             wrap_async=self._wrap_async,
+            generators=WholeIteration(self._open),
         )
 
     def _wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
@@ -412,13 +447,17 @@ class CircuitBreaker:
         Raises:
             CircuitOpenError: the breaker refused the call; ``fn`` was not invoked.
             Exception: whatever ``fn`` raised, unchanged.
+            TypeError: ``fn`` is a generator function (calling one runs none of it: decorate it
+                instead, so that its iteration is guarded).
         """
+        _not_a_generator("call", fn)
         if is_async_callable(fn):
             return await self._guard_async(lambda: fn(*args, **kwargs))
         return self._guard_sync(lambda: fn(*args, **kwargs))
 
     def call_sync(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the plain function ``fn(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
+        _not_a_generator("call_sync", fn)
         result: R = self._guard_sync(lambda: fn(*args, **kwargs))
         return result
 
@@ -473,6 +512,16 @@ class CircuitBreaker:
         self._exit(exc)
 
 
+def _not_a_generator(method: str, fn: object) -> None:
+    kind = generator_kind(fn)
+    if kind is not None:
+        what = "an async generator function" if kind == "async" else "a generator function"
+        raise TypeError(
+            f"{method}() runs a function to its result, and {qualname_of(fn)!r} is {what} "
+            "(its work happens while it is iterated): decorate it with the breaker instead"
+        )
+
+
 def circuit_breaker(
     failure_threshold: int | Unset = UNSET,
     success_threshold: int | Unset = UNSET,
@@ -483,13 +532,15 @@ def circuit_breaker(
     config: CircuitBreakerConfig | None = None,
     name: str | None = None,
     clock: Callable[[], float] | None = None,
+    store: Store | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator factory: each decorated function gets its own :class:`CircuitBreaker`, named after
     its ``__qualname__`` (or ``name``), shared by every caller and, for a method, every instance.
 
     Parameters are those of :class:`CircuitBreaker`; environment variables are read, and every value
     checked, when ``circuit_breaker(...)`` is called. The wrapper exposes its breaker as
-    ``fn.breaker``.
+    ``fn.breaker``. With ``store``, every process's breaker of the same function (the same
+    ``__qualname__``, or ``name``) is one rule.
 
     Raises:
         ConfigError: a bad argument, config field or environment value (at this call).
@@ -505,6 +556,8 @@ def circuit_breaker(
         config=config,
         clock=clock,
     )
+    if store is not None and not isinstance(store, Store):
+        raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
     settled: Sequence[Any] = (
         template.failure_threshold,
         template.success_threshold,
@@ -518,6 +571,7 @@ def circuit_breaker(
             *settled,
             half_open_max_calls=template.half_open_max_calls,
             clock=clock,
+            store=store,
         )
         return breaker(fn)
 

@@ -10,7 +10,9 @@ from ..rules._breaker import CircuitStateChange
 from ..rules._health import HealthChange
 from ._bus import SubscriberFailed
 from ._events import (
+    AutoShutdownTriggered,
     ChildCrashed,
+    ChildIgnored,
     ChildParked,
     ChildRestarted,
     ChildStarted,
@@ -20,6 +22,7 @@ from ._events import (
     RequestCompleted,
     RequestFailed,
     RequestRefused,
+    RestartScheduled,
     RetryScheduled,
 )
 from ._fault_events import FaultInjected
@@ -91,6 +94,18 @@ def _transition_detail(event: object) -> str:
         return f"listener {event.callback} removed: {_error(event.error)}"
     if isinstance(event, FaultInjected):
         return f"injected at {event.point.value}: {event.fault.describe()}"
+    return _restart_detail(event)
+
+
+def _restart_detail(event: object) -> str:
+    if isinstance(event, RestartScheduled):
+        others = len(event.group) - 1
+        text = f"restart in {event.delay:.3g}s"
+        return f"{text} with {others} others" if others > 0 else text
+    if isinstance(event, ChildIgnored):
+        return "start ignored: kept terminated"
+    if isinstance(event, AutoShutdownTriggered):
+        return f"shuts down: significant child {event.significant} exited"
     return ""
 
 

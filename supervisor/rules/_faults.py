@@ -24,7 +24,7 @@ from typing import Any, Final
 import attrs
 
 from .._config import COUNT, NON_NEGATIVE
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 
 __all__ = [
     "Fault",
@@ -70,10 +70,10 @@ def _rate(_instance: Any, _attribute: attrs.Attribute[float], value: Any) -> Non
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or math.isnan(value)
-        or not 0.0 <= value <= 1.0
+        or (isinstance(value, float) and math.isnan(value))
+        or not 0 <= value <= 1  # compared as given: a huge int must not reach float()
     ):
-        raise ConfigError(f"`rate` must be a number from 0 to 1 (got {value!r})")
+        raise ConfigError(f"`rate` must be a number from 0 to 1 (got {shown(value)})")
 
 
 def _optional_time(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -88,21 +88,23 @@ def _optional_count(_instance: Any, attribute: attrs.Attribute[Any], value: Any)
 
 def _error_class(_instance: Any, _attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not (isinstance(value, type) and issubclass(value, Exception)):
-        raise ConfigError(f"`error` must be an Exception class (got {value!r})")
+        raise ConfigError(f"`error` must be an Exception class (got {shown(value)})")
 
 
 def _flag(_instance: Any, _attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value):
-        raise ConfigError(f"`flag` must be a non-empty string (got {value!r})")
+        raise ConfigError(f"`flag` must be a non-empty string (got {shown(value)})")
 
 
 def _point(value: Any) -> FaultPoint:
     if isinstance(value, FaultPoint):
         return value
+    if not isinstance(value, str):  # Enum's own error would repr any value, however deep
+        raise ConfigError(f"`point` {shown(value)} is not one of request, start")
     try:
         return FaultPoint(value)
     except ValueError as exc:
-        raise ConfigError(f"`point` {value!r} is not one of request, start") from exc
+        raise ConfigError(f"`point` {shown(value)} is not one of request, start") from exc
 
 
 def _show_result(value: Any) -> str:

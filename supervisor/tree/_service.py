@@ -70,9 +70,11 @@ from ..rules._breaker import Refusal as BreakerRefusal
 from ..rules._bulkhead import BulkheadCore
 from ..rules._cache import MISS, TtlLruCache
 from ..rules._retry import RetrySchedule
+from ..store._base import Store
 from ._faulty import service_injector
 from ._service_ref import ServiceRef
 from ._specs import FallbackSpec, ServiceSpec
+from ._starting import Answered
 
 if TYPE_CHECKING:
     from actors import ActorRef
@@ -120,6 +122,9 @@ class GuardedService:
             ``RequestRefused``, ``RetryScheduled``, ``FallbackUsed`` and the breaker's
             :class:`~supervisor.CircuitStateChange` events go.
         rng: the random source of the retry jitter (default: a fresh :class:`random.Random`).
+        store: where the breaker's and the throttle's state lives, keyed by ``path`` (default:
+            a state of their own); with a :class:`~supervisor.RedisStore`, the same service
+            path in every process of the fleet is one breaker and one rate limit.
 
     The breaker's listeners, the bus among them, see every state change of the breaker: those the
     request path causes, the lazy OPEN -> HALF_OPEN change (noticed by a request, by
@@ -165,6 +170,7 @@ class GuardedService:
         path: str,
         bus: EventBus[Any],
         rng: random.Random | None = None,
+        store: Store | None = None,
     ) -> None:
         if not isinstance(spec, ServiceSpec):
             raise TypeError(f"`spec` must be a ServiceSpec (got {spec!r})")
@@ -180,7 +186,9 @@ class GuardedService:
         self._throttle: Throttle | None = (
             None
             if throttle is None
-            else Throttle(path, throttle.max_calls, throttle.period, on_limit=throttle.on_limit)
+            else Throttle(
+                path, throttle.max_calls, throttle.period, on_limit=throttle.on_limit, store=store
+            )
         )
         breaker = spec.breaker
         self._breaker: CircuitBreaker | None = None
@@ -193,6 +201,7 @@ class GuardedService:
                 breaker.timeout,
                 breaker.expected_exception,
                 half_open_max_calls=breaker.half_open_max_calls,
+                store=store,
             )
             self._breaker.add_listener(bus.publish)
             self._core = self._breaker.core
@@ -441,6 +450,12 @@ class GuardedService:
         throttle = self._throttle
         if throttle is None:
             return now
+        if throttle.on_limit is OnLimit.RAISE and throttle.fleet is not None:
+            try:
+                await throttle.acquire()  # the fleet's answer: one round trip
+            except RateLimitExceeded as exc:
+                self._refuse(Refusal.RATE_LIMITED, exc, now, exc.retry_after)
+            return trio.current_time()
         if throttle.on_limit is OnLimit.RAISE:
             retry_after = throttle.core.try_admit(now)
             if retry_after != 0.0:
@@ -483,7 +498,7 @@ class GuardedService:
         decision = core.try_acquire(now)
         if core.has_changes:
             self._flush()
-        if type(decision) is BreakerRefusal:  # pragma: no cover - refusal() said it would admit
+        if type(decision) is BreakerRefusal:  # a fleet's core, gated: its own rules refused
             self._refuse(
                 Refusal.CIRCUIT_OPEN,
                 CircuitOpenError(self.path, decision.retry_after),
@@ -542,9 +557,13 @@ class GuardedService:
         if ref is None:
             raise ActorStopped(self.path, None)
         if deadline == _INF:
-            return await ref.ask(request)
-        left = deadline - now
-        return await ref.ask(request, timeout=left if left > 0.0 else 0.0)
+            result = await ref.ask(request)
+        else:
+            left = deadline - now
+            result = await ref.ask(request, timeout=left if left > 0.0 else 0.0)
+        if type(result) is Answered:  # a request error (spec.request_errors): not a crash
+            raise result.error
+        return result
 
     async def _attempts(
         self, request: Any, started: float, deadline: float, seconds: float | None
