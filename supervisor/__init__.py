@@ -30,6 +30,7 @@ from .guards._fallback import default_fallback as default_fallback
 from .guards._fallback import degraded_fallback as degraded_fallback
 from .guards._fallback import fallback as fallback
 from .guards._health import HealthTracker as HealthTracker
+from .guards._limiter import RateLimiter as RateLimiter
 from .guards._retry import Retrier as Retrier
 from .guards._retry import retry as retry
 from .guards._throttle import throttle as throttle
@@ -135,6 +136,7 @@ __all__ = [
     "OperationTimeout",
     "PrometheusCollector",
     "RateLimitExceeded",
+    "RateLimiter",
     "Refusal",
     "RequestCompleted",
     "RequestFailed",

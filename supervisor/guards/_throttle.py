@@ -124,10 +124,14 @@ class Throttle:
             self._core.reset()
             self._waiters.clear()
 
-    async def acquire(self) -> None:
+    async def acquire(self, amount: int = 1) -> None:
         """Wait until a call may start now (or refuse it), and count it as started.
 
+        ``amount`` (default 1) is how many admissions the call weighs: it waits (or is refused)
+        until the window has room for all of it at once, and takes all of it.
+
         Raises:
+            ConfigError: ``amount`` is not an integer from 1 to ``max_calls``.
             RateLimitExceeded: with ``on_limit="raise"``, when the window is full; ``retry_after``
                 is the time after which this call would have been admitted.
 
@@ -136,8 +140,10 @@ class Throttle:
         """
         self._check_run()
         core = self._core
+        if amount != 1:
+            core.check_amount(amount)
         if not self._waiters:
-            retry_after = core.try_admit(trio.current_time())
+            retry_after = core.try_admit(trio.current_time(), amount)
             if retry_after == 0.0:
                 return
             if self.on_limit is OnLimit.RAISE:
@@ -149,8 +155,8 @@ class Throttle:
             while True:
                 if waiters[0] is waiter:
                     now = trio.current_time()
-                    due = core.next_admission(now)
-                    if due <= now and core.try_admit(now) == 0.0:
+                    due = core.next_admission(now, amount)
+                    if due <= now and core.try_admit(now, amount) == 0.0:
                         waiters.popleft()
                         if waiters:
                             waiters[0].event.set()
