@@ -20,6 +20,8 @@ from .console._attach import serve_snapshots as serve_snapshots
 from .console._monitor import Monitor as Monitor
 from .console._monitor import monitor as monitor
 from .console._render import render as render
+from .guards._adaptive import AdaptiveBulkhead as AdaptiveBulkhead
+from .guards._adaptive import adaptive_bulkhead as adaptive_bulkhead
 from .guards._breaker import CircuitBreaker as CircuitBreaker
 from .guards._breaker import circuit_breaker as circuit_breaker
 from .guards._bulkhead import Bulkhead as Bulkhead
@@ -95,6 +97,7 @@ from .tree._tree import Tree as Tree
 from .tree._tree import run_tree as run_tree
 
 __all__ = [
+    "AdaptiveBulkhead",
     "AddressError",
     "AttachError",
     "AttachTimeout",
@@ -163,6 +166,7 @@ __all__ = [
     "TimeoutBudget",
     "Tree",
     "TreeEvent",
+    "adaptive_bulkhead",
     "bulkhead",
     "cache_fallback",
     "circuit_breaker",

@@ -6,6 +6,9 @@ guarded services of a supervision tree drive these same objects.
 """
 
 from .observe._aggregates import ServiceMetrics as ServiceMetrics
+from .rules._adaptive import AdaptiveLimitCore as AdaptiveLimitCore
+from .rules._adaptive import LimitAlgorithm as LimitAlgorithm
+from .rules._adaptive import LimitStatistics as LimitStatistics
 from .rules._breaker import BreakerCore as BreakerCore
 from .rules._breaker import Permit as Permit
 from .rules._breaker import Refusal as Refusal
@@ -19,11 +22,14 @@ from .rules._retry import RetrySchedule as RetrySchedule
 from .rules._window import SlidingWindowCore as SlidingWindowCore
 
 __all__ = [
+    "AdaptiveLimitCore",
     "Admission",
     "BreakerCore",
     "BudgetCore",
     "BulkheadCore",
     "HealthWindow",
+    "LimitAlgorithm",
+    "LimitStatistics",
     "Permit",
     "Refusal",
     "RestartIntensity",
