@@ -29,7 +29,7 @@ def failure_types(value: object) -> tuple[type[BaseException], ...]:
     items = value if isinstance(value, tuple) else (value,)
     if not items or not all(isinstance(t, type) and issubclass(t, Exception) for t in items):
         raise TypeError(f"`exceptions` must be Exception classes (got {value!r})")
-    return items  # type: ignore[return-value]
+    return items
 
 
 class AdaptiveBulkhead(Bulkhead):
