@@ -32,6 +32,8 @@ from .guards._fallback import default_fallback as default_fallback
 from .guards._fallback import degraded_fallback as degraded_fallback
 from .guards._fallback import fallback as fallback
 from .guards._health import HealthTracker as HealthTracker
+from .guards._hedge import Hedge as Hedge
+from .guards._hedge import hedge as hedge
 from .guards._limiter import RateLimiter as RateLimiter
 from .guards._retry import Retrier as Retrier
 from .guards._retry import retry as retry
@@ -130,6 +132,7 @@ __all__ = [
     "FallbackUsed",
     "HealthChange",
     "HealthTracker",
+    "Hedge",
     "IntensityExceeded",
     "LatencySnapshot",
     "LinearBackoff",
@@ -174,6 +177,7 @@ __all__ = [
     "degraded_fallback",
     "fallback",
     "fetch_snapshot",
+    "hedge",
     "load_tree",
     "load_tree_file",
     "monitor",

@@ -17,6 +17,12 @@ from .rules._bulkhead import Admission as Admission
 from .rules._bulkhead import BulkheadCore as BulkheadCore
 from .rules._cache import TtlLruCache as TtlLruCache
 from .rules._health import HealthWindow as HealthWindow
+from .rules._hedge import HedgeCore as HedgeCore
+from .rules._hedge import HedgeLaunched as HedgeLaunched
+from .rules._hedge import HedgeRun as HedgeRun
+from .rules._hedge import HedgeSettled as HedgeSettled
+from .rules._hedge import HedgeStatistics as HedgeStatistics
+from .rules._hedge import Verdict as Verdict
 from .rules._intensity import RestartIntensity as RestartIntensity
 from .rules._retry import RetrySchedule as RetrySchedule
 from .rules._window import SlidingWindowCore as SlidingWindowCore
@@ -28,6 +34,11 @@ __all__ = [
     "BudgetCore",
     "BulkheadCore",
     "HealthWindow",
+    "HedgeCore",
+    "HedgeLaunched",
+    "HedgeRun",
+    "HedgeSettled",
+    "HedgeStatistics",
     "LimitAlgorithm",
     "LimitStatistics",
     "Permit",
@@ -37,4 +48,5 @@ __all__ = [
     "ServiceMetrics",
     "SlidingWindowCore",
     "TtlLruCache",
+    "Verdict",
 ]

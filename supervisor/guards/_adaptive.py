@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import trio
 
-from .._config import QUEUE
+from .._config import QUEUE, exception_types
 from .._errors import ConfigError
 from ..rules._adaptive import AdaptiveLimitCore, LimitAlgorithm, LimitStatistics
 from ._bulkhead import Bulkhead
@@ -22,14 +22,6 @@ from ._decorate import decorate, qualname_of
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def failure_types(value: object) -> tuple[type[BaseException], ...]:
-    """``value`` as a non-empty tuple of ``Exception`` classes, else :class:`TypeError`."""
-    items = value if isinstance(value, tuple) else (value,)
-    if not items or not all(isinstance(t, type) and issubclass(t, Exception) for t in items):
-        raise TypeError(f"`exceptions` must be Exception classes (got {value!r})")
-    return items
 
 
 class AdaptiveBulkhead(Bulkhead):
@@ -71,7 +63,7 @@ class AdaptiveBulkhead(Bulkhead):
         smoothing: float = 0.2,
         queue_size: int = 4,
         probe_interval: int | None = 1000,
-        exceptions: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        exceptions: type[Exception] | tuple[type[Exception], ...] = Exception,
     ) -> None:
         limit = AdaptiveLimitCore(
             algorithm=algorithm,
@@ -86,7 +78,7 @@ class AdaptiveBulkhead(Bulkhead):
         )
         super().__init__(name, limit.limit, int(QUEUE.check("max_queued", max_queued)))
         self._limit = limit
-        self._exceptions = failure_types(exceptions)
+        self._exceptions = exception_types(exceptions)
         self._started: dict[trio.lowlevel.Task, float] = {}
 
     @property
