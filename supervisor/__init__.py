@@ -80,6 +80,8 @@ from .rules._retry import RetryPolicy as RetryPolicy
 from .tree._children import ChildInfo as ChildInfo
 from .tree._children import ChildState as ChildState
 from .tree._children import SupervisorGaveUp as SupervisorGaveUp
+from .tree._limit_specs import AdaptiveLimitSpec as AdaptiveLimitSpec
+from .tree._limit_specs import HedgeSpec as HedgeSpec
 from .tree._loading import load_tree as load_tree
 from .tree._loading import load_tree_file as load_tree_file
 from .tree._service import ServiceStatistics as ServiceStatistics
@@ -100,6 +102,7 @@ from .tree._tree import run_tree as run_tree
 
 __all__ = [
     "AdaptiveBulkhead",
+    "AdaptiveLimitSpec",
     "AddressError",
     "AttachError",
     "AttachTimeout",
@@ -133,6 +136,7 @@ __all__ = [
     "HealthChange",
     "HealthTracker",
     "Hedge",
+    "HedgeSpec",
     "IntensityExceeded",
     "LatencySnapshot",
     "LinearBackoff",

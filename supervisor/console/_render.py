@@ -122,15 +122,17 @@ def _services_table(snapshot: SystemSnapshot, *, width: int) -> Table:
     wide = width >= WIDE
     nodes = _nodes_by_path(snapshot.tree, {})
     table = _table("Services")
-    # The fixed columns take 61 (compact) or 100 (wide) columns with their separators; the service
+    # The fixed columns take 61 (compact) or 107 (wide) columns with their separators; the service
     # name gets what is left, so the table fits the width it is given.
-    name_width = max(8, min(40, width - (101 if wide else 66)))
+    name_width = max(8, min(40, width - (108 if wide else 66)))
     table.add_column("Service", no_wrap=True, overflow="ellipsis", max_width=name_width)
     table.add_column("State", no_wrap=True)
     if wide:
         table.add_column("Breaker", no_wrap=True)
     table.add_column("Health", justify="right", no_wrap=True)
     table.add_column("In/Q", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("Limit", justify="right", no_wrap=True)
     table.add_column("Calls/s", justify="right", no_wrap=True)
     table.add_column("p50", justify="right", no_wrap=True)
     table.add_column("p99", justify="right", no_wrap=True)
@@ -146,9 +148,14 @@ def _services_table(snapshot: SystemSnapshot, *, width: int) -> Table:
         cells: list[RenderableType] = [name, state]
         if wide:
             cells.append(_breaker_text(service.breaker))
+        limit = service.concurrency_limit
+        load = f"{service.in_flight}/{service.queued}"
+        if not wide and limit is not None:
+            load = f"{service.in_flight}({limit})/{service.queued}"
+        cells += [_health_text(service), load]
+        if wide:
+            cells.append(Text("-", style="dim") if limit is None else str(limit))
         cells += [
-            _health_text(service),
-            f"{service.in_flight}/{service.queued}",
             f"{service.calls_per_second:.1f}",
             _ms(service.latency.p50),
             _ms(service.latency.p99),
@@ -228,9 +235,11 @@ def render(
 
     Below :data:`WIDE` (120) columns the tree, the services table and the latest events are
     stacked, the table shows only the columns that matter (service, state, health, in flight/queued,
-    calls/s, p50, p99, errors, fallbacks) and the service column shows the last part of the path.
-    From :data:`WIDE` on, the tree and the events sit side by side above a table that adds the
-    breaker, refusals, retries and restarts. ``height`` (lines), when given, bounds how many events
+    calls/s, p50, p99, errors, fallbacks) and the service column shows the last part of the path;
+    a service with an adaptive concurrency limit shows it in brackets after its in-flight count
+    (``3(12)/0``). From :data:`WIDE` on, the tree and the events sit side by side above a table
+    that adds the breaker, the concurrency limit (``-``: fixed), refusals, retries and
+    restarts. ``height`` (lines), when given, bounds how many events
     are shown so that the view fits; else 5 (compact) or 10 (wide). ``max_events`` overrides both.
     ``status``, when given, is shown under the header (e.g. "disconnected (retrying)").
     ``snapshot=None`` renders only the header and status (nothing received yet).

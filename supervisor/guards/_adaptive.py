@@ -140,9 +140,12 @@ class AdaptiveBulkhead(Bulkhead):
         tb: TracebackType | None,
     ) -> None:
         started = self._started.pop(trio.lowlevel.current_task())
-        self._finish(started, exc)
+        self.finish(started, exc)
 
-    def _finish(self, started: float, exc: BaseException | None) -> None:
+    def finish(self, started: float, exc: BaseException | None) -> None:
+        """Give back the slot of a call that took it at trio time ``started`` and ended now with
+        ``exc`` (``None``: it returned): a latency sample, a failure (``exc`` one of
+        ``exceptions``) or nothing (any other exception, a cancellation)."""
         if exc is None:
             self.release_after(latency=trio.current_time() - started)
         elif isinstance(exc, self._exceptions):
@@ -156,9 +159,9 @@ class AdaptiveBulkhead(Bulkhead):
         try:
             result = await call()
         except BaseException as exc:
-            self._finish(started, exc)
+            self.finish(started, exc)
             raise
-        self._finish(started, None)
+        self.finish(started, None)
         return result
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:

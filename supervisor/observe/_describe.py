@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..rules._breaker import CircuitStateChange
 from ..rules._health import HealthChange
+from ..rules._hedge import HedgeLaunched, HedgeSettled
 from ._bus import SubscriberFailed
 from ._events import (
     ChildCrashed,
@@ -63,6 +64,14 @@ def _request_detail(
     return ""
 
 
+def _hedge_detail(event: HedgeLaunched | HedgeSettled) -> str:
+    if isinstance(event, HedgeLaunched):
+        why = "no answer" if event.reason == "delay" else "a failure"
+        return f"hedge #{event.hedge} sent after {event.after:.3g}s ({why})"
+    won = "every attempt failed" if event.winner is None else f"attempt {event.winner} won"
+    return f"{won}; {event.hedges} hedged, {event.cancelled} cancelled"
+
+
 def _transition_detail(event: object) -> str:
     if isinstance(event, FallbackUsed):
         return f"{event.kind} fallback answered ({type(event.cause).__name__})"
@@ -85,6 +94,8 @@ def _transition_detail(event: object) -> str:
         return f"gave up: more than {event.max_restarts} restarts within {event.within:g}s"
     if isinstance(event, HealthChange):
         return "healthy again" if event.healthy else "unhealthy"
+    if isinstance(event, HedgeLaunched | HedgeSettled):
+        return _hedge_detail(event)
     if isinstance(event, SubscriberFailed):
         return f"listener {event.callback} removed: {_error(event.error)}"
     return ""

@@ -17,6 +17,8 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._errors import ConfigError
+from ..rules._adaptive import LimitAlgorithm, limit_algorithm
+from ._limit_specs import AdaptiveLimitSpec, HedgeSpec
 from ._specs import (
     BreakerSpec,
     BulkheadSpec,
@@ -98,7 +100,10 @@ def _make_converter() -> cattrs.Converter:
 
         converter.register_structure_hook(kind, structure)
 
+    converter.register_structure_hook(LimitAlgorithm, lambda value, _t: limit_algorithm(value))
     table(RestartBackoff)
+    table(HedgeSpec)
+    table(AdaptiveLimitSpec)
     table(BulkheadSpec)
     table(ThrottleSpec)
     exceptions = override(struct_hook=as_is)
@@ -133,6 +138,7 @@ _SERVICE_FIELDS: Final = frozenset(
         "fallback",
         "health_check",
         "health_interval",
+        "hedge",
     }
 )
 _CONVERTER: Final = _make_converter()
@@ -163,7 +169,7 @@ def load_tree(data: Mapping[str, Any]) -> SupervisorSpec:
 
     A child table with ``children`` or ``strategy`` is a nested supervisor; one with any of
     ``bulkhead``, ``breaker``, ``retry``, ``throttle``, ``timeout``, ``fallback``,
-    ``health_check``, ``health_interval`` is a :class:`ServiceSpec`; any other is a
+    ``health_check``, ``health_interval``, ``hedge`` is a :class:`ServiceSpec`; any other is a
     :class:`ChildSpec`. ``factory``, ``degraded``, ``health_check`` and exception classes are
     ``"package.module:name"`` strings.
 

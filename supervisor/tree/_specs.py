@@ -24,6 +24,7 @@ import attrs
 
 from .._config import COUNT, DURATION, FACTOR, NON_NEGATIVE, QUEUE, Bound
 from .._errors import ConfigError
+from ._limit_specs import AdaptiveLimitSpec, HedgeSpec, check_adaptive
 
 _EnumT = TypeVar("_EnumT", bound=enum.Enum)
 
@@ -275,6 +276,12 @@ class BulkheadSpec:
     """Requests handled at the same time."""
     max_queued: int = attrs.field(default=100, validator=_checked(QUEUE))
     """Requests waiting in the mailbox."""
+    adaptive: AdaptiveLimitSpec | None = None
+    """An adaptive limit: the requests running at once follow latency, up to
+    ``max_concurrent``; ``None``: always ``max_concurrent``."""
+
+    def __attrs_post_init__(self) -> None:
+        check_adaptive(self.adaptive, self.max_concurrent)
 
 
 @attrs.frozen(kw_only=True)
@@ -356,8 +363,8 @@ class FallbackSpec:
 class ServiceSpec:
     """A guarded service: an actor made by ``factory(*args, **kwargs)`` that owns the client of
     one dependency, plus the rules its requests pass through (throttle, breaker, bulkhead, timeout,
-    retry, fallback). Any rule left ``None`` is off; the bulkhead is always on (a mailbox is always
-    bounded)."""
+    retry, fallback, hedge). Any rule left ``None`` is off; the bulkhead is always on (a mailbox is
+    always bounded)."""
 
     name: str = attrs.field(validator=_name)
     """Unique among its siblings."""
@@ -394,6 +401,8 @@ class ServiceSpec:
     health_interval: float | None = attrs.field(default=None)
     """Seconds between health checks, start to start; ``None``: ``$HEALTH_CHECK_INTERVAL``,
     else 30."""
+    hedge: HedgeSpec | None = None
+    """Hedging of slow requests, or ``None``."""
 
     def __attrs_post_init__(self) -> None:
         if self.timeout is not None:
@@ -406,6 +415,7 @@ class ServiceSpec:
             ("retry", RetrySpec),
             ("throttle", ThrottleSpec),
             ("fallback", FallbackSpec),
+            ("hedge", HedgeSpec),
         ):
             value = getattr(self, field)
             if value is not None and not isinstance(value, kind):
