@@ -9,10 +9,10 @@ cancels the losers once one attempt answers. :class:`Hedge` (and :func:`hedge`) 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar
 
-import attrs
 import trio
 
 from .._config import exception_types
@@ -25,6 +25,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 HedgeEvent = HedgeLaunched | HedgeSettled
+_INF = math.inf
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -49,47 +50,107 @@ def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
-@attrs.define
 class _Race(Generic[T]):
-    run: HedgeRun
-    counts: Callable[[Exception], bool]
-    scopes: dict[int, trio.CancelScope] = attrs.field(factory=dict)
-    wake: trio.Event = attrs.field(factory=trio.Event)
-    answer: list[T] = attrs.field(factory=list)
-    last_error: Exception | None = None
-    fatal: Exception | None = None
+    """One race in one nursery; the attempts end it by cancelling the nursery's scope."""
 
-    def stop_all(self) -> None:
-        for scope in self.scopes.values():
-            scope.cancel()
+    __slots__ = (
+        "admit",
+        "answer",
+        "counts",
+        "fatal",
+        "last_error",
+        "launched",
+        "nursery",
+        "parked",
+        "run",
+    )
+
+    def __init__(
+        self,
+        run: HedgeRun,
+        admit: Callable[[int], Callable[[], Awaitable[T]] | None],
+        counts: Callable[[Exception], bool],
+        launched: Callable[[int, float, str], None],
+        nursery: trio.Nursery,
+    ) -> None:
+        self.run = run
+        self.admit = admit
+        self.counts = counts
+        self.launched = launched
+        self.nursery = nursery
+        self.answer: list[T] = []
+        self.last_error: Exception | None = None
+        self.fatal: Exception | None = None
+        self.parked: trio.lowlevel.Task | None = None
+
+    def done(self) -> None:
+        # The call has its outcome: cancel what still runs, wake the waiting race.
+        if self.run.running:
+            self.nursery.cancel_scope.cancel()
+        task = self.parked
+        if task is not None:
+            self.parked = None
+            trio.lowlevel.reschedule(task)
+
+    async def wait(self, due: float) -> None:
+        # Park until done() or until ``due``; a plain park (no cancellation raised) when woken.
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self.parked = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        self.parked = trio.lowlevel.current_task()
+        if due == _INF:
+            await trio.lowlevel.wait_task_rescheduled(abort)
+            return
+        with trio.move_on_at(due) as timer:
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        if timer.cancelled_caught:
+            # An attempt answering at the due time itself is not late: let those woken at this
+            # same instant report first.
+            await trio.lowlevel.checkpoint()
+
+    def launch_due(self, now: float) -> None:
+        # Launch the hedge due at ``now`` (or skip it, and the next, while they cannot be
+        # admitted and are still due).
+        run = self.run
+        while run.next_due() <= now:
+            reason = "failure" if run.owed else "delay"
+            number = len(run.launched)
+            fn = self.admit(number)
+            if fn is None:
+                run.skip(now)
+                continue
+            run.launch(now)
+            self.nursery.start_soon(self.attempt, number, fn)
+            self.launched(number, now, reason)
+            return
 
     async def attempt(self, number: int, fn: Callable[[], Awaitable[T]]) -> None:
         run = self.run
-        ended = False
         try:
-            with self.scopes[number]:
-                try:
-                    value = await fn()
-                except Exception as exc:
-                    ended = True
-                    run.failed(number, trio.current_time())
-                    if self.counts(exc):
-                        self.last_error = exc
-                    elif self.fatal is None:
-                        self.fatal = exc  # not a failure hedging handles: it ends the call
-                        self.stop_all()
-                else:
-                    ended = True
-                    if run.winner is None and self.fatal is None:
-                        for loser in run.succeeded(number, trio.current_time()):
-                            self.scopes[loser].cancel()
-                        self.answer.append(value)
-                    else:  # answered in the same batch as the winner: a loser all the same
-                        run.cancelled(number)
-        finally:
-            if not ended:
-                run.cancelled(number)
-            self.wake.set()
+            value = await fn()
+        except Exception as exc:
+            now = trio.current_time()
+            run.failed(number, now)
+            if not self.counts(exc):
+                if self.fatal is None:
+                    self.fatal = exc  # not a failure hedging handles: it ends the call
+                self.done()
+                return
+            self.last_error = exc
+            self.launch_due(now)
+            if run.gave_up:
+                self.done()
+            return
+        except BaseException:  # cancelled (or KeyboardInterrupt...): counted as nothing
+            run.cancelled(number)
+            raise
+        if run.winner is None and self.fatal is None:
+            run.succeeded(number, trio.current_time())
+            self.answer.append(value)
+            self.done()
+        else:  # answered in the same batch as the winner: a loser all the same
+            run.cancelled(number)
 
 
 async def race(
@@ -112,6 +173,9 @@ async def race(
         launched: called synchronously as ``launched(n, now, reason)`` after hedge ``n`` starts
             (``reason``: ``"delay"`` or ``"failure"``).
 
+    Every attempt runs as a task of one nursery, opened and closed by this call; the first to
+    answer (or the failure that leaves nothing to run) cancels the others and wakes the race.
+
     Returns:
         The winning attempt's result.
 
@@ -122,42 +186,20 @@ async def race(
     Cancellation: every running attempt is cancelled and ``trio.Cancelled`` propagates (as
     itself, not inside an exception group); each attempt ends counted as cancelled.
     """
-    state: _Race[T] = _Race(run, counts)
     first = admit(0)
     if first is None:
         raise RuntimeError("race(): the primary attempt must be admitted")
     try:
         async with trio.open_nursery() as nursery:
-
-            def start(number: int, fn: Callable[[], Awaitable[T]]) -> None:
-                state.scopes[number] = trio.CancelScope()
-                nursery.start_soon(state.attempt, number, fn)
-
-            start(0, first)
-            while state.fatal is None and run.winner is None:
+            state: _Race[T] = _Race(run, admit, counts, launched, nursery)
+            nursery.start_soon(state.attempt, 0, first)
+            while state.fatal is None and run.winner is None and not run.gave_up:
                 now = trio.current_time()
                 due = run.next_due()
                 if due <= now:
-                    reason = "failure" if run.owed else "delay"
-                    number = len(run.launched)
-                    fn = admit(number)
-                    if fn is None:
-                        run.skip(now)
-                        continue
-                    run.launch(now)
-                    start(number, fn)
-                    launched(number, now, reason)
-                    continue
-                if run.gave_up:
-                    break
-                state.wake = trio.Event()
-                with trio.move_on_at(due) as timer:
-                    await state.wake.wait()
-                if timer.cancelled_caught:
-                    # An attempt answering at the due time itself is not late: let those woken
-                    # at this same instant report before a hedge is launched.
-                    await trio.lowlevel.checkpoint()
-            state.stop_all()
+                    state.launch_due(now)
+                else:
+                    await state.wait(due)
     except BaseExceptionGroup as group:
         raise _single(group) from group
     if state.fatal is not None:
