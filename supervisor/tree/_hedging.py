@@ -21,6 +21,7 @@ import trio
 
 from ..guards._hedge import race
 from ..rules._hedge import HedgeLaunched
+from ._limits import wait_within_limit
 
 if TYPE_CHECKING:
     from ..rules._breaker import Permit
@@ -68,6 +69,20 @@ async def hedged_attempt(
     hedge = service._hedge
     if hedge is None:  # pragma: no cover - the request path checks first
         return await service._ask_holding(request, now, deadline, permit, ticket)
+    if ticket is not None and service._adaptive is not None:
+        # Queued behind an adaptive limit: wait for the slot here, where the ticket (this task)
+        # is parked and woken, before the first attempt starts in a task of its own.
+        try:
+            expired = await wait_within_limit(service, ticket, now=now, deadline=deadline)
+        except BaseException:
+            if permit is not None:
+                service._core.release(permit)  # type: ignore[union-attr]
+            raise
+        if expired is not None:
+            service._failed(permit, expired, trio.current_time())  # counted here, as any attempt
+            return False, expired
+        ticket = None
+        now = trio.current_time()
     run = hedge.start(now, deadline=deadline)
     path = service.path
     bus = service._bus

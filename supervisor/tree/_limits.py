@@ -35,6 +35,22 @@ def adaptive_bulkhead_for(spec: BulkheadSpec, path: str) -> AdaptiveBulkhead | N
     )
 
 
+async def wait_within_limit(
+    service: GuardedService, ticket: trio.lowlevel.Task, *, now: float, deadline: float
+) -> AskTimeout | None:
+    """Wait, queued as ``ticket`` (the current task), until the adaptive bulkhead hands this
+    request a slot; ``None`` once it holds one, or the :class:`~actors.AskTimeout` to fail with
+    when the deadline passed first (the ticket is then withdrawn, holding nothing).
+
+    Cancellation: the ticket is withdrawn and ``trio.Cancelled`` propagates.
+    """
+    adaptive: AdaptiveBulkhead = service._adaptive  # type: ignore[assignment]
+    with trio.move_on_at(deadline):
+        await wait_for_slot(adaptive.core, ticket)
+        return None
+    return AskTimeout(service.path, deadline - now)
+
+
 async def ask_within_limit(
     service: GuardedService,
     request: Any,
@@ -45,9 +61,10 @@ async def ask_within_limit(
     ticket: trio.lowlevel.Task | None,
 ) -> tuple[bool, Any]:
     """Step 5 of a service with an adaptive limit (``GuardedService._ask_holding``'s contract):
-    a queued request (``ticket``) first waits for a slot, within the deadline; then it is asked,
-    and its outcome feeds the limit (latency from getting the slot to the answer; any failure,
-    the actor's errors and timeouts included, shrinks it).
+    a queued request (``ticket``) first waits for a slot, within the deadline
+    (:func:`wait_within_limit`); then it is asked, and its outcome feeds the limit (latency from
+    getting the slot to the answer; any failure, the actor's errors and timeouts included,
+    shrinks it).
 
     Returns ``(True, reply)`` or ``(False, error)``, the slot given back, the breaker's
     ``permit`` left to count. A deadline that passes while waiting for a slot is an
@@ -59,11 +76,9 @@ async def ask_within_limit(
     adaptive: AdaptiveBulkhead = service._adaptive  # type: ignore[assignment]
     try:
         if ticket is not None:
-            with trio.move_on_at(deadline):
-                await wait_for_slot(adaptive.core, ticket)
-                ticket = None
-            if ticket is not None:  # the deadline passed in the queue: the ticket was withdrawn
-                return False, AskTimeout(service.path, deadline - now)
+            expired = await wait_within_limit(service, ticket, now=now, deadline=deadline)
+            if expired is not None:
+                return False, expired
         started = trio.current_time()
         try:
             result = await service._ask(request, started, deadline)

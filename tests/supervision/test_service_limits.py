@@ -355,3 +355,42 @@ def test_specs_validate_the_new_rules() -> None:
         BulkheadSpec(adaptive={"initial_limit": 1})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="`hedge` must be a HedgeSpec"):
         spec_of(hedge={"delay": 1.0})
+
+
+async def test_hedging_behind_an_adaptive_limit(autojump_clock: trio.testing.MockClock) -> None:
+    """A request queued behind the adaptive limit waits for its slot in its own task, then is
+    hedged as usual; one queued past its deadline fails with AskTimeout, counted once."""
+    spec = spec_of(
+        bulkhead=BulkheadSpec(
+            max_concurrent=4,
+            max_queued=4,
+            adaptive=AdaptiveLimitSpec(initial_limit=1, min_limit=1, smoothing=1e-9),
+        ),
+        breaker=BreakerSpec(failure_threshold=100, expected_exception=actors.AskTimeout),
+        hedge=HedgeSpec(delay=0.1),
+    )
+    async with running(spec, [1.0, 0.05]) as h:
+        results: dict[str, object] = {}
+
+        async def call(request: str, timeout: float | None = None) -> None:
+            try:
+                results[request] = await h.service.handle.call(request, timeout=timeout)
+            except actors.AskTimeout as exc:
+                results[request] = (exc, trio.current_time())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call, "first")
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(call, "second")
+            nursery.start_soon(call, "late", 0.5)
+            await trio.testing.wait_all_tasks_blocked()
+            assert h.service.statistics().queued == 2
+        assert results["first"] == ("first", 0)  # no free slot for a hedge under a limit of 1
+        error, at = results["late"]  # type: ignore[misc]
+        assert isinstance(error, actors.AskTimeout)
+        assert at == 0.5
+        assert results["second"] == ("second", 1)
+        assert trio.current_time() == pytest.approx(1.05)
+        assert h.service.statistics().in_flight == 0
+        assert h.service.breaker is not None
+        assert h.service.breaker.statistics().failures == 1
