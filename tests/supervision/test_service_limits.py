@@ -372,7 +372,7 @@ async def test_hedging_behind_an_adaptive_limit(autojump_clock: trio.testing.Moc
     async with running(spec, [1.0, 0.05]) as h:
         results: dict[str, object] = {}
 
-        async def call(request: str, timeout: float | None = None) -> None:
+        async def call(request: str, timeout: float | None = None) -> None:  # noqa: ASYNC109 - passed on as the call's own timeout
             try:
                 results[request] = await h.service.handle.call(request, timeout=timeout)
             except actors.AskTimeout as exc:
