@@ -185,12 +185,17 @@ def _capture(width: int, limit: int | None) -> str:
 
 
 def test_the_monitor_shows_the_limit() -> None:
-    """Wide: a Limit column ("-" for a fixed bulkhead); compact: the limit in brackets after the
-    in-flight count."""
+    """Wide: a Limit column ("-" for a fixed bulkhead), only when a service has a limit; compact:
+    the limit in brackets after the in-flight count."""
+    assert "Limit" not in _capture(140, None)
     wide = _capture(140, 12)
     row = next(line for line in wide.splitlines() if line.startswith("users-db"))
     assert row.split()[4:6] == ["7/12", "12"]
     assert "Limit" in wide
+    assert (
+        next(line for line in wide.splitlines() if line.startswith("backend/payments")).split()[5]
+        == "-"
+    )
     compact = _capture(80, 12)
     assert "7(12)/12" in compact
     assert "7(12)/12" not in _capture(80, None)
