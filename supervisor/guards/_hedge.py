@@ -153,6 +153,20 @@ class _Race(Generic[T]):
             run.cancelled(number)
 
 
+async def _alone(run: HedgeRun, first: Callable[[], Awaitable[T]]) -> T:
+    # The primary attempt in the caller's own task, with the same accounting as in a race.
+    try:
+        value = await first()
+    except Exception:
+        run.failed(0, trio.current_time())
+        raise
+    except BaseException:
+        run.cancelled(0)
+        raise
+    run.succeeded(0, trio.current_time())
+    return value
+
+
 async def race(
     run: HedgeRun,
     admit: Callable[[int], Callable[[], Awaitable[T]] | None],
@@ -175,6 +189,7 @@ async def race(
 
     Every attempt runs as a task of one nursery, opened and closed by this call; the first to
     answer (or the failure that leaves nothing to run) cancels the others and wakes the race.
+    When no hedge can fall due before the deadline, the primary runs alone in the caller's task.
 
     Returns:
         The winning attempt's result.
@@ -189,6 +204,8 @@ async def race(
     first = admit(0)
     if first is None:
         raise RuntimeError("race(): the primary attempt must be admitted")
+    if run.next_due() == _INF:  # no hedge can fall due before the deadline: no nursery, no task
+        return await _alone(run, first)
     try:
         async with trio.open_nursery() as nursery:
             state: _Race[T] = _Race(run, admit, counts, launched, nursery)

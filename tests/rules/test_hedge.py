@@ -363,3 +363,23 @@ async def test_many_concurrent_callers_get_one_outcome_each(
     assert len(fast) >= 0.9 * len(answered)  # hedging cut the slow third off
     assert stats.hedges + 200 == attempts
     assert "launched" in repr(hedged)
+
+
+async def test_no_hedge_can_fall_due_so_the_attempt_runs_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With a deadline before the first hedge would be due, the attempt runs in the caller's own
+    task (no nursery): its failure is raised unchanged and counted as the call's."""
+    hedged = Hedge("short", 2.0)
+    seen: list[object] = []
+
+    async def attempt() -> object:
+        seen.append(trio.lowlevel.current_task())
+        raise ConnectionError("down")
+
+    with trio.fail_after(1.0), pytest.raises(ConnectionError, match="down"):
+        await hedged.call(attempt)
+    assert seen == [trio.lowlevel.current_task()]
+    with trio.fail_after(1.0):
+        assert await hedged.call(Backend([0.5])) == (0, "")
+    assert hedged.statistics().calls == 2
