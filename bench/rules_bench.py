@@ -70,7 +70,8 @@ def _ours() -> dict[str, Callable[[], Awaitable[int]]]:
 
 
 def _new_rules() -> dict[str, Callable[[], Awaitable[int]]]:
-    """The rules added beside the contract's: the limiter, the adaptive bulkhead, hedging."""
+    """Rules added beside the contract's: the limiter and the adaptive bulkhead (hedging is
+    measured against the nursery and task it needs, below)."""
     limiter = supervisor.RateLimiter(10**9, _LONG)
 
     async def limited() -> int:
@@ -81,8 +82,13 @@ def _new_rules() -> dict[str, Callable[[], Awaitable[int]]]:
         "RateLimiter (async with)": limited,
         "RateLimiter (@limiter)": supervisor.RateLimiter(10**9, _LONG)(_bare),
         "@adaptive_bulkhead": supervisor.adaptive_bulkhead(max_limit=10)(_bare),
-        "@hedge (never due)": supervisor.hedge(_LONG)(_bare),
     }
+
+
+async def _nursery_and_task() -> None:
+    """Raw trio's least for running an attempt as a task: a nursery and one spawned task."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_bare)
 
 
 def _have(module: str) -> bool:
@@ -139,6 +145,19 @@ async def _success_overheads(report: Report, ops: int) -> dict[str, float]:
                 target=f"+{ours_us - bare_us:.3f} us over the bare call",
             )
         )
+    hedged = _loop(supervisor.hedge(_LONG)(_bare))
+    hedge_us, spawn_us = await paired_async(hedged, _loop(_nursery_and_task), ops=max(1, ops // 10))
+    report.add(
+        Figure(
+            section=SECTION,
+            name="@hedge (never due) per call",
+            ours=hedge_us,
+            baseline=spawn_us,
+            unit="us",
+            baseline_name="nursery + 1 task",
+            target="the structure a race needs, in raw trio",
+        )
+    )
     for peer, (job, fn) in _trio_peers().items():
         peer_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
         found[f"peer:{peer}"] = peer_us - bare_us
