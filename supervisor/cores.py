@@ -16,6 +16,8 @@ from .rules._budget import BudgetCore as BudgetCore
 from .rules._bulkhead import Admission as Admission
 from .rules._bulkhead import BulkheadCore as BulkheadCore
 from .rules._cache import TtlLruCache as TtlLruCache
+from .rules._counts import TopCounts as TopCounts
+from .rules._faults import FaultCore as FaultCore
 from .rules._health import HealthWindow as HealthWindow
 from .rules._hedge import HedgeCore as HedgeCore
 from .rules._hedge import HedgeLaunched as HedgeLaunched
@@ -33,6 +35,7 @@ __all__ = [
     "BreakerCore",
     "BudgetCore",
     "BulkheadCore",
+    "FaultCore",
     "HealthWindow",
     "HedgeCore",
     "HedgeLaunched",
@@ -47,6 +50,7 @@ __all__ = [
     "RetrySchedule",
     "ServiceMetrics",
     "SlidingWindowCore",
+    "TopCounts",
     "TtlLruCache",
     "Verdict",
 ]

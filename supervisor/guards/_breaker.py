@@ -8,6 +8,7 @@ its guarded services.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import trio
 
 from .._config import COUNT, DURATION, UNSET, Unset
-from .._errors import CircuitOpenError, ConfigError
+from .._errors import CircuitOpenError, ConfigError, shown
 from .._listeners import Listeners
 from ..rules._breaker import (
     _DEFAULT_FAILURE_THRESHOLD,
@@ -37,7 +38,9 @@ from ..rules._breaker import (
     Permit,
     Refusal,
 )
+from . import _testing
 from ._decorate import decorate, is_async_callable, qualname_of
+from ._generators import WholeIteration, generator_kind
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -109,9 +112,9 @@ class CircuitBreaker:
         clock: Callable[[], float] | None = None,
     ) -> None:
         if not isinstance(name, str):
-            raise ConfigError(f"`name` must be a string (got {name!r})")
+            raise ConfigError(f"`name` must be a string (got {shown(name)})")
         if config is not None and not isinstance(config, CircuitBreakerConfig):
-            raise ConfigError(f"`config` must be a CircuitBreakerConfig (got {config!r})")
+            raise ConfigError(f"`config` must be a CircuitBreakerConfig (got {shown(config)})")
         if config is not None:
             failure_threshold = (
                 config.failure_threshold if failure_threshold is UNSET else failure_threshold
@@ -150,6 +153,7 @@ class CircuitBreaker:
         self._clock = _outside_trio_clock if clock is None else clock
         self._listeners: Listeners[CircuitStateChange] = Listeners()
         self._entries: dict[object, list[Permit]] = {}
+        _testing.track(self)  # findable by name for supervisor.testing(open_breakers=...)
 
     # -- settings and inspection --------------------------------------------------------------
 
@@ -329,9 +333,18 @@ class CircuitBreaker:
             core.on_success(permit)
         return result
 
+    def _open(self) -> Callable[[BaseException | None], None]:
+        permit = self._core.free_permit or self._acquire()
+        return functools.partial(self._settle, permit)
+
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorate ``fn`` (``async def`` or plain) so every call goes through this breaker; the
         wrapper exposes the breaker as ``.breaker``.
+
+        A generator function (plain or async) becomes a generator function whose whole
+        iteration is one call: the breaker is asked at the first step (an open breaker raises
+        ``CircuitOpenError`` there), an error raised while iterating counts as a failure (and
+        propagates), running to the end is a success, and closing it early counts as nothing.
 
         Raises:
             TypeError: ``fn`` is not callable.
@@ -342,6 +355,7 @@ class CircuitBreaker:
             around_async=self._guard_async,
             around_sync=self._guard_sync,
             extra={"breaker": self},
+            generators=WholeIteration(self._open),
         )
 
     @overload
@@ -359,13 +373,17 @@ class CircuitBreaker:
         Raises:
             CircuitOpenError: the breaker refused the call; ``fn`` was not invoked.
             Exception: whatever ``fn`` raised, unchanged.
+            TypeError: ``fn`` is a generator function (calling one runs none of it: decorate it
+                instead, so that its iteration is guarded).
         """
+        _not_a_generator("call", fn)
         if is_async_callable(fn):
             return await self._guard_async(lambda: fn(*args, **kwargs))
         return self._guard_sync(lambda: fn(*args, **kwargs))
 
     def call_sync(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the plain function ``fn(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
+        _not_a_generator("call_sync", fn)
         result: R = self._guard_sync(lambda: fn(*args, **kwargs))
         return result
 
@@ -418,6 +436,16 @@ class CircuitBreaker:
     ) -> None:
         """The synchronous form of :meth:`__aexit__`."""
         self._exit(exc)
+
+
+def _not_a_generator(method: str, fn: object) -> None:
+    kind = generator_kind(fn)
+    if kind is not None:
+        what = "an async generator function" if kind == "async" else "a generator function"
+        raise TypeError(
+            f"{method}() runs a function to its result, and {qualname_of(fn)!r} is {what} "
+            "(its work happens while it is iterated): decorate it with the breaker instead"
+        )
 
 
 def circuit_breaker(

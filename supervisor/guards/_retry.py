@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import trio
 
-from .._config import COUNT, FACTOR, NON_NEGATIVE, UNSET, Unset
+from .._config import COUNT, DELAY_CAP, FACTOR, NON_NEGATIVE, UNSET, Unset
 from ..rules._retry import (
     _DEFAULT_BACKOFF_FACTOR,
     _DEFAULT_INITIAL_DELAY,
@@ -29,7 +29,9 @@ from ..rules._retry import (
     RetryPolicy,
     RetrySchedule,
 )
-from ._decorate import decorate
+from . import _testing
+from ._decorate import decorate, qualname_of
+from ._generators import UntilFirstItem, generator_kind
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,7 +53,8 @@ async def _run_async(
         try:
             return await call()
         except Exception as exc:
-            delay = schedule.next_delay(
+            delay = _testing.next_delay(
+                schedule,
                 attempt,
                 exc,
                 rng=rng,
@@ -75,7 +78,7 @@ def _run_sync(schedule: RetrySchedule, rng: random.Random, call: Callable[[], An
                 now, deadline = trio.current_time(), trio.current_effective_deadline()
             else:
                 now, deadline = 0.0, math.inf
-            delay = schedule.next_delay(attempt, exc, rng=rng, deadline=deadline, now=now)
+            delay = _testing.next_delay(schedule, attempt, exc, rng=rng, deadline=deadline, now=now)
             if delay is None:
                 raise
             if in_trio and delay > 0:
@@ -107,6 +110,8 @@ def retry(
       (n - 1))`` (env ``RETRY_INITIAL_DELAY`` 1.0, ``RETRY_MAX_DELAY`` 60.0,
       ``RETRY_BACKOFF_FACTOR`` 2.0); with ``jitter`` the sleep is drawn uniformly from
       ``[0, that]`` (from ``rng``, keyword-only, default a fresh :class:`random.Random`).
+      ``max_delay=math.inf`` (or ``RETRY_MAX_DELAY=inf``) means no cap; it is the only
+      parameter that accepts inf, and NaN is refused everywhere.
       A ``policy`` replaces the formula with ``policy.get_delay(n)`` (``jitter`` is then ignored),
       and its own ``max_attempts``, if any, also limits the attempts (the smaller wins).
     * An error with a numeric ``retry_after`` makes the delay ``max(delay, retry_after)``; where
@@ -123,6 +128,11 @@ def retry(
     delay is 0; where a positive delay is due, retrying stops and the last error is re-raised with a
     note saying why.
 
+    Generator functions (plain or async): the wrapper is a generator function of the same kind;
+    an attempt is starting the iteration up to its first item, so a generator that fails before
+    its first item is made anew and retried; once an item was handed out, an error propagates
+    unretried (the items cannot be taken back).
+
     Cancellation: a cancelled sleep or attempt propagates ``trio.Cancelled`` at once; nothing more
     is tried.
 
@@ -137,7 +147,7 @@ def retry(
         initial_delay=NON_NEGATIVE.resolve(
             "initial_delay", initial_delay, env=_ENV_INITIAL_DELAY, default=_DEFAULT_INITIAL_DELAY
         ),
-        max_delay=NON_NEGATIVE.resolve(
+        max_delay=DELAY_CAP.resolve(
             "max_delay", max_delay, env=_ENV_MAX_DELAY, default=_DEFAULT_MAX_DELAY
         ),
         backoff_factor=FACTOR.resolve(
@@ -165,6 +175,7 @@ def retry(
             around_async=around_async,
             around_sync=around_sync,
             extra={"retry_schedule": schedule},
+            generators=UntilFirstItem(),
         )
 
     return decorator
@@ -236,8 +247,17 @@ class Retrier:
 
         Raises:
             Exception: the last error, re-raised unchanged, once retrying stops.
+            TypeError: ``operation`` is a generator function (decorate it instead).
             trio.Cancelled: at once, when the caller is cancelled.
         """
+
+        kind = generator_kind(operation)
+        if kind is not None:
+            what = "an async generator function" if kind == "async" else "a generator function"
+            raise TypeError(
+                f"execute() runs an operation to its result, and {qualname_of(operation)!r} is "
+                f"{what} (its work happens while it is iterated): decorate it with the retrier"
+            )
 
         async def call() -> Any:
             result = operation(*args, **kwargs)
@@ -258,7 +278,13 @@ class Retrier:
         def around_sync(call: Callable[[], Any]) -> Any:
             return _run_sync(schedule, rng, call)
 
-        return decorate(fn, rule="Retrier", around_async=around_async, around_sync=around_sync)
+        return decorate(
+            fn,
+            rule="Retrier",
+            around_async=around_async,
+            around_sync=around_sync,
+            generators=UntilFirstItem(),
+        )
 
     def __repr__(self) -> str:
         return f"<Retrier {self._schedule.policy!r}, max_attempts={self.max_attempts}>"

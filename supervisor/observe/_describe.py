@@ -11,7 +11,9 @@ from ..rules._health import HealthChange
 from ..rules._hedge import HedgeLaunched, HedgeSettled
 from ._bus import SubscriberFailed
 from ._events import (
+    AutoShutdownTriggered,
     ChildCrashed,
+    ChildIgnored,
     ChildParked,
     ChildRestarted,
     ChildStarted,
@@ -21,8 +23,10 @@ from ._events import (
     RequestCompleted,
     RequestFailed,
     RequestRefused,
+    RestartScheduled,
     RetryScheduled,
 )
+from ._fault_events import FaultInjected
 from ._snapshot import EventSnapshot
 
 if TYPE_CHECKING:
@@ -42,6 +46,8 @@ def _error(error: BaseException | None) -> str:
 def _detail(event: object) -> str:
     if isinstance(event, RequestCompleted | RequestFailed | RetryScheduled | RequestRefused):
         return _request_detail(event)
+    if isinstance(event, HedgeLaunched | HedgeSettled):
+        return _hedge_detail(event)
     return _transition_detail(event)
 
 
@@ -94,10 +100,22 @@ def _transition_detail(event: object) -> str:
         return f"gave up: more than {event.max_restarts} restarts within {event.within:g}s"
     if isinstance(event, HealthChange):
         return "healthy again" if event.healthy else "unhealthy"
-    if isinstance(event, HedgeLaunched | HedgeSettled):
-        return _hedge_detail(event)
     if isinstance(event, SubscriberFailed):
         return f"listener {event.callback} removed: {_error(event.error)}"
+    if isinstance(event, FaultInjected):
+        return f"injected at {event.point.value}: {event.fault.describe()}"
+    return _restart_detail(event)
+
+
+def _restart_detail(event: object) -> str:
+    if isinstance(event, RestartScheduled):
+        others = len(event.group) - 1
+        text = f"restart in {event.delay:.3g}s"
+        return f"{text} with {others} others" if others > 0 else text
+    if isinstance(event, ChildIgnored):
+        return "start ignored: kept terminated"
+    if isinstance(event, AutoShutdownTriggered):
+        return f"shuts down: significant child {event.significant} exited"
     return ""
 
 

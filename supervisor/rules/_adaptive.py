@@ -48,7 +48,7 @@ from typing import Final
 import attrs
 
 from .._config import COUNT, DURATION, FACTOR
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 
 __all__ = ["DEFAULT_TOLERANCE", "AdaptiveLimitCore", "LimitAlgorithm", "LimitStatistics"]
 
@@ -74,12 +74,16 @@ def limit_algorithm(value: object) -> LimitAlgorithm:
     for member in LimitAlgorithm:
         if value == member.value:
             return member
-    raise ConfigError(f'`algorithm` must be "gradient" or "aimd" (got {value!r})')
+    raise ConfigError(
+        f'`algorithm` must be "gradient" or "aimd" (got {shown(value)})', field="algorithm"
+    )
 
 
 def _fraction(param: str, value: object, *, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low < value <= high:
-        raise ConfigError(f"`{param}` must be a number > {low} and <= {high} (got {value!r})")
+        raise ConfigError(
+            f"`{param}` must be a number > {low} and <= {high} (got {shown(value)})", field=param
+        )
     return float(value)
 
 
@@ -165,7 +169,8 @@ class AdaptiveLimitCore:
         if not self.min_limit <= initial <= self.max_limit:
             raise ConfigError(
                 "`min_limit` <= `initial_limit` <= `max_limit` must hold "
-                f"(got {self.min_limit}, {initial}, {self.max_limit})"
+                f"(got {self.min_limit}, {initial}, {self.max_limit})",
+                field="initial_limit",
             )
         if tolerance is None:
             tolerance = DEFAULT_TOLERANCE[self.algorithm]
@@ -240,7 +245,9 @@ class AdaptiveLimitCore:
         """
         latency = DURATION.check("latency", latency)
         if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 0:
-            raise ConfigError(f"`in_flight` must be an integer >= 0 (got {in_flight!r})")
+            raise ConfigError(
+                f"`in_flight` must be an integer >= 0 (got {shown(in_flight)})", field="in_flight"
+            )
         self.samples += 1
         if self._resume is not None and self._skip > 0:
             self._skip -= 1

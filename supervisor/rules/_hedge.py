@@ -24,7 +24,7 @@ import math
 import attrs
 
 from .._config import COUNT, NON_NEGATIVE
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 
 __all__ = ["HedgeCore", "HedgeLaunched", "HedgeRun", "HedgeSettled", "HedgeStatistics", "Verdict"]
 
@@ -134,7 +134,10 @@ class HedgeCore:
             or not isinstance(percentile, int | float)
             or not 0.0 < percentile < 1.0
         ):
-            raise ConfigError(f"`percentile` must be a number > 0 and < 1 (got {percentile!r})")
+            raise ConfigError(
+                f"`percentile` must be a number > 0 and < 1 (got {shown(percentile)})",
+                field="percentile",
+            )
         self.percentile = percentile
         self.min_samples = int(COUNT.check("min_samples", min_samples))
         maxlen = int(COUNT.check("samples", samples))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from .._config import COUNT, DURATION
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 
 
 class SlidingWindowCore:
@@ -49,10 +49,13 @@ class SlidingWindowCore:
         """``amount`` if it is an integer from 1 to ``max_calls``, else :class:`ConfigError`
         (a larger amount could never be admitted)."""
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-            raise ConfigError(f"`amount` must be an integer >= 1 (got {amount!r})")
+            raise ConfigError(
+                f"`amount` must be an integer >= 1 (got {shown(amount)})", field="amount"
+            )
         if amount > self.max_calls:
             raise ConfigError(
-                f"`amount` must be at most `max_calls` ({self.max_calls}) (got {amount!r})"
+                f"`amount` must be at most `max_calls` ({self.max_calls}) (got {amount!r})",
+                field="amount",
             )
         return amount
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 from ..rules._adaptive import AdaptiveLimitCore, LimitAlgorithm, limit_algorithm
 from ..rules._hedge import HedgeCore
 
@@ -128,11 +128,14 @@ def check_adaptive(adaptive: object, max_concurrent: int) -> None:
     if adaptive is None:
         return
     if not isinstance(adaptive, AdaptiveLimitSpec):
-        raise ConfigError(f"`adaptive` must be an AdaptiveLimitSpec (got {adaptive!r})")
+        raise ConfigError(
+            f"`adaptive` must be an AdaptiveLimitSpec (got {shown(adaptive)})", field="adaptive"
+        )
     for field in ("min_limit", "initial_limit"):
         value = getattr(adaptive, field)
         if value > max_concurrent:
             raise ConfigError(
-                f"`adaptive.{field}` must be at most `max_concurrent` ({max_concurrent}) "
-                f"(got {value!r})"
+                f"`{field}` must be at most the bulkhead's `max_concurrent` ({max_concurrent}) "
+                f"(got {value!r})",
+                field=f"adaptive.{field}",
             )

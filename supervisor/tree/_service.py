@@ -49,6 +49,7 @@ from actors import ActorStopped
 
 from .._config import DURATION, UNSET, Unset
 from .._errors import BulkheadFullError, CircuitOpenError, OperationTimeout, RateLimitExceeded
+from ..guards import _testing
 from ..guards._breaker import CircuitBreaker
 from ..guards._throttle import OnLimit, Throttle
 from ..observe._events import (
@@ -64,10 +65,12 @@ from ..rules._breaker import Refusal as BreakerRefusal
 from ..rules._bulkhead import BulkheadCore
 from ..rules._cache import MISS, TtlLruCache
 from ..rules._retry import RetrySchedule
+from ._faulty import service_injector
 from ._hedging import hedged_attempt
 from ._limits import adaptive_bulkhead_for, ask_within_limit
 from ._service_ref import ServiceRef
 from ._specs import FallbackSpec, ServiceSpec
+from ._starting import Answered
 
 if TYPE_CHECKING:
     from actors import ActorRef
@@ -141,6 +144,7 @@ class GuardedService:
         "completed",
         "failed",
         "fallbacks",
+        "faults",
         "handle",
         "path",
         "refused",
@@ -219,6 +223,8 @@ class GuardedService:
         self.refused = 0
         self.fallbacks = 0
         self.retries = 0
+        self.faults = service_injector(spec.faults, path=path, bus=bus, rng=self._rng)
+        """The injector of the spec's faults (``None`` without faults)."""
         self.handle = ServiceRef(self)
         """The public handle users call."""
 
@@ -460,9 +466,13 @@ class GuardedService:
         if ref is None:
             raise ActorStopped(self.path, None)
         if deadline == _INF:
-            return await ref.ask(request)
-        left = deadline - now
-        return await ref.ask(request, timeout=left if left > 0.0 else 0.0)
+            result = await ref.ask(request)
+        else:
+            left = deadline - now
+            result = await ref.ask(request, timeout=left if left > 0.0 else 0.0)
+        if type(result) is Answered:  # a request error (spec.request_errors): not a crash
+            raise result.error
+        return result
 
     async def _ask_holding(
         self,
@@ -529,7 +539,9 @@ class GuardedService:
             delay = (
                 None
                 if schedule is None
-                else schedule.next_delay(attempt, error, rng=self._rng, deadline=deadline, now=now)
+                else _testing.next_delay(
+                    schedule, attempt, error, rng=self._rng, deadline=deadline, now=now
+                )
             )
             if delay is None:
                 self.failed += 1

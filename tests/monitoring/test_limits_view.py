@@ -83,8 +83,11 @@ def test_toml_loads_hedge_and_adaptive_limit(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
-        ({"hedge": {"delay": -1}}, "children[0].hedge: `delay` must be a number >= 0 (got -1)"),
-        ({"hedge": {"delay": 1, "max_hedges": 0}}, "children[0].hedge: `max_hedges`"),
+        (
+            {"hedge": {"delay": -1}},
+            "children[0].hedge.delay: `delay` must be a number >= 0 (got -1)",
+        ),
+        ({"hedge": {"delay": 1, "max_hedges": 0}}, "children[0].hedge.max_hedges: `max_hedges`"),
         ({"hedge": {}}, "children[0].hedge.delay: required field missing"),
         ({"hedge": {"delay": 1, "colour": 1}}, "children[0].hedge: unknown field(s) colour"),
         (
@@ -93,11 +96,12 @@ def test_toml_loads_hedge_and_adaptive_limit(tmp_path: Path) -> None:
         ),
         (
             {"bulkhead": {"max_concurrent": 3, "adaptive": {"initial_limit": 5}}},
-            "children[0].bulkhead: `adaptive.initial_limit` must be at most `max_concurrent` (3)",
+            "children[0].bulkhead.adaptive.initial_limit: `initial_limit` must be at most the "
+            "bulkhead's `max_concurrent` (3) (got 5)",
         ),
         (
             {"bulkhead": {"adaptive": {"initial_limit": 1, "smoothing": 2}}},
-            "children[0].bulkhead.adaptive: `smoothing` must be a number > 0.0 and <= 1.0",
+            "children[0].bulkhead.adaptive.smoothing: `smoothing` must be a number > 0.0",
         ),
     ],
 )

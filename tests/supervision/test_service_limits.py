@@ -349,8 +349,11 @@ def test_specs_validate_the_new_rules() -> None:
         HedgeSpec(delay=0.1, percentile=2.0)
     with pytest.raises(ConfigError, match="`tolerance`"):
         AdaptiveLimitSpec(tolerance=0.5)
-    with pytest.raises(ConfigError, match=r"`adaptive.initial_limit` must be at most"):
+    with pytest.raises(
+        ConfigError, match=r"`initial_limit` must be at most the bulkhead's"
+    ) as info:
         BulkheadSpec(max_concurrent=4, adaptive=AdaptiveLimitSpec(initial_limit=10))
+    assert info.value.field == "adaptive.initial_limit"
     with pytest.raises(ConfigError, match="`adaptive` must be an AdaptiveLimitSpec"):
         BulkheadSpec(adaptive={"initial_limit": 1})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="`hedge` must be a HedgeSpec"):
