@@ -16,6 +16,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 import trio
 
 from .._config import exception_types
+from .._errors import shown
 from .._listeners import Listeners
 from ..rules._hedge import HedgeCore, HedgeLaunched, HedgeRun, HedgeSettled, HedgeStatistics
 from ._decorate import decorate, qualname_of
@@ -274,7 +275,7 @@ class Hedge:
         exceptions: type[Exception] | tuple[type[Exception], ...] = Exception,
     ) -> None:
         if not isinstance(name, str):
-            raise TypeError(f"`name` must be a string (got {name!r})")
+            raise TypeError(f"`name` must be a string (got {shown(name)})")
         self.name = name
         self._core = HedgeCore(
             delay=delay,

@@ -13,7 +13,8 @@ from types import TracebackType
 
 import trio
 
-from .._config import UNSET, Unset
+from .._config import COUNT, DURATION, UNSET, Unset
+from .._errors import shown
 from ._throttle import OnLimit, Throttle
 
 
@@ -58,7 +59,12 @@ class RateLimiter(Throttle):
         on_limit: str | OnLimit = "wait",
     ) -> None:
         if not isinstance(name, str):
-            raise TypeError(f"`name` must be a string (got {name!r})")
+            raise TypeError(f"`name` must be a string (got {shown(name)})")
+        # Checked under this class's own names (the throttle's would say max_calls and period).
+        if max_rate is not UNSET:
+            COUNT.check("max_rate", max_rate)
+        if time_period is not UNSET:
+            DURATION.check("time_period", time_period)
         super().__init__(name, max_rate, time_period, on_limit=on_limit)
 
     @property

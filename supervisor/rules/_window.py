@@ -54,7 +54,7 @@ class SlidingWindowCore:
             )
         if amount > self.max_calls:
             raise ConfigError(
-                f"`amount` must be at most `max_calls` ({self.max_calls}) (got {amount!r})",
+                f"`amount` must be at most `max_calls` ({self.max_calls}) (got {shown(amount)})",
                 field="amount",
             )
         return amount

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from .._config import COUNT
 from .._errors import ConfigError, shown
 from ..rules._adaptive import AdaptiveLimitCore, LimitAlgorithm, limit_algorithm
 from ..rules._hedge import HedgeCore
@@ -88,7 +89,7 @@ class AdaptiveLimitSpec:
 
     def __attrs_post_init__(self) -> None:
         # Every field is checked by the core; the cap is the bulkhead's, checked by BulkheadSpec.
-        given = [value for value in (self.initial_limit, self.min_limit) if _int(value)]
+        given = [v for v in (self.initial_limit, self.min_limit) if _int(v) and COUNT.admits(v)]
         self.core(max([1, *given]))
 
     def core(self, max_limit: int) -> AdaptiveLimitCore:
@@ -136,6 +137,6 @@ def check_adaptive(adaptive: object, max_concurrent: int) -> None:
         if value > max_concurrent:
             raise ConfigError(
                 f"`{field}` must be at most the bulkhead's `max_concurrent` ({max_concurrent}) "
-                f"(got {value!r})",
+                f"(got {shown(value)})",
                 field=f"adaptive.{field}",
             )

@@ -74,8 +74,8 @@ def test_core_checks_amount() -> None:
 @pytest.mark.parametrize(
     ("args", "kwargs", "needle"),
     [
-        ((0,), {}, "`max_calls` must be an integer >= 1 (got 0)"),
-        ((1, 0.0), {}, "`period` must be a number > 0 (got 0.0)"),
+        ((0,), {}, "`max_rate` must be an integer >= 1 (got 0)"),
+        ((1, 0.0), {}, "`time_period` must be a number > 0 (got 0.0)"),
         ((1,), {"on_limit": "drop"}, "on_limit"),
     ],
 )
