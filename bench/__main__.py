@@ -10,7 +10,15 @@ import sys
 import trio
 from rich.console import Console
 
-from . import actors_bench, dynamic_bench, faults_bench, otel_bench, rules_bench, tree_bench
+from . import (
+    actors_bench,
+    dynamic_bench,
+    faults_bench,
+    fleet_bench,
+    otel_bench,
+    rules_bench,
+    tree_bench,
+)
 from ._harness import Report
 
 SECTIONS = {
@@ -20,6 +28,7 @@ SECTIONS = {
     "faults": faults_bench.run,
     "otel": otel_bench.run,
     "dynamic": dynamic_bench.run,
+    "fleet": fleet_bench.run,
 }
 
 

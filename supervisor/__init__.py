@@ -95,6 +95,15 @@ from .rules._health import ServiceStatus as ServiceStatus
 from .rules._retry import ExponentialBackoff as ExponentialBackoff
 from .rules._retry import LinearBackoff as LinearBackoff
 from .rules._retry import RetryPolicy as RetryPolicy
+from .store import MemoryStore as MemoryStore
+from .store import RedisStore as RedisStore
+from .store import RedisStoreStatistics as RedisStoreStatistics
+from .store import Store as Store
+from .store import StoreAuthError as StoreAuthError
+from .store import StoreConnectionError as StoreConnectionError
+from .store import StoreError as StoreError
+from .store import StoreRecovered as StoreRecovered
+from .store import StoreUnavailable as StoreUnavailable
 from .testkit._errors import WaitTimeout as WaitTimeout
 from .testkit._recorder import EventRecorder as EventRecorder
 from .testkit._waiting import wait_for_breaker as wait_for_breaker
@@ -188,6 +197,7 @@ __all__ = [
     "IntensityExceeded",
     "LatencySnapshot",
     "LinearBackoff",
+    "MemoryStore",
     "Metrics",
     "Monitor",
     "NodeSnapshot",
@@ -197,6 +207,8 @@ __all__ = [
     "PrometheusCollector",
     "RateLimitExceeded",
     "RateLimiter",
+    "RedisStore",
+    "RedisStoreStatistics",
     "Refusal",
     "RequestCompleted",
     "RequestError",
@@ -215,6 +227,12 @@ __all__ = [
     "ServiceSpec",
     "ServiceStatistics",
     "ServiceStatus",
+    "Store",
+    "StoreAuthError",
+    "StoreConnectionError",
+    "StoreError",
+    "StoreRecovered",
+    "StoreUnavailable",
     "Strategy",
     "SubscriberFailed",
     "Subscription",

@@ -38,6 +38,7 @@ from ..rules._breaker import (
     Permit,
     Refusal,
 )
+from ..store._base import Store
 from . import _testing
 from ._decorate import decorate, is_async_callable, qualname_of
 from ._generators import WholeIteration, generator_kind
@@ -93,8 +94,16 @@ class CircuitBreaker:
     functions called outside trio uses ``clock`` (default: the monotonic clock of :mod:`time`);
     use one breaker either inside trio or outside it, not both, as the two clocks differ.
 
+    Store: with ``store`` (a :class:`~supervisor.MemoryStore` or a
+    :class:`~supervisor.RedisStore`), breakers of the same ``name`` and store are one breaker:
+    in this process for a memory store, across every process for a Redis one (see
+    ``docs/scale-out.md``: the request path stays local, the fleet's decisions arrive from
+    outside it, ``reset()`` and ``force_open()`` act fleet-wide). Without one, the breaker has
+    its state to itself.
+
     Raises:
-        ConfigError: a bad argument, config field or environment value, at creation.
+        ConfigError: a bad argument, config field or environment value, at creation; a ``store``
+            that is not a store, or that already has a breaker of this name with other settings.
     """
 
     __slots__ = ("__weakref__", "_clock", "_core", "_entries", "_listeners")
@@ -110,9 +119,12 @@ class CircuitBreaker:
         half_open_max_calls: int | Unset = UNSET,
         config: CircuitBreakerConfig | None = None,
         clock: Callable[[], float] | None = None,
+        store: Store | None = None,
     ) -> None:
         if not isinstance(name, str):
             raise ConfigError(f"`name` must be a string (got {shown(name)})")
+        if store is not None and not isinstance(store, Store):
+            raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
         if config is not None and not isinstance(config, CircuitBreakerConfig):
             raise ConfigError(f"`config` must be a CircuitBreakerConfig (got {shown(config)})")
         if config is not None:
@@ -150,6 +162,17 @@ class CircuitBreaker:
             ),
             expected_exception=Exception if expected_exception is UNSET else expected_exception,
         )
+        if store is not None:  # the store keeps the rule's state: the checked settings, its core
+            settled = self._core
+            self._core = store.breaker_core(
+                name=name,
+                failure_threshold=settled.failure_threshold,
+                success_threshold=settled.success_threshold,
+                timeout=settled.timeout,
+                half_open_max_calls=settled.half_open_max_calls,
+                expected_exception=settled.expected_exception,
+                on_change=self._publish,
+            )
         self._clock = _outside_trio_clock if clock is None else clock
         self._listeners: Listeners[CircuitStateChange] = Listeners()
         self._entries: dict[object, list[Permit]] = {}
@@ -458,13 +481,15 @@ def circuit_breaker(
     config: CircuitBreakerConfig | None = None,
     name: str | None = None,
     clock: Callable[[], float] | None = None,
+    store: Store | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator factory: each decorated function gets its own :class:`CircuitBreaker`, named after
     its ``__qualname__`` (or ``name``), shared by every caller and, for a method, every instance.
 
     Parameters are those of :class:`CircuitBreaker`; environment variables are read, and every value
     checked, when ``circuit_breaker(...)`` is called. The wrapper exposes its breaker as
-    ``fn.breaker``.
+    ``fn.breaker``. With ``store``, every process's breaker of the same function (the same
+    ``__qualname__``, or ``name``) is one rule.
 
     Raises:
         ConfigError: a bad argument, config field or environment value (at this call).
@@ -480,6 +505,8 @@ def circuit_breaker(
         config=config,
         clock=clock,
     )
+    if store is not None and not isinstance(store, Store):
+        raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
     settled: Sequence[Any] = (
         template.failure_threshold,
         template.success_threshold,
@@ -493,6 +520,7 @@ def circuit_breaker(
             *settled,
             half_open_max_calls=template.half_open_max_calls,
             clock=clock,
+            store=store,
         )
         return breaker(fn)
 

@@ -65,6 +65,7 @@ from ..rules._breaker import Refusal as BreakerRefusal
 from ..rules._bulkhead import BulkheadCore
 from ..rules._cache import MISS, TtlLruCache
 from ..rules._retry import RetrySchedule
+from ..store._base import Store
 from ._faulty import service_injector
 from ._hedging import hedged_attempt
 from ._limits import adaptive_bulkhead_for, ask_within_limit
@@ -120,6 +121,9 @@ class GuardedService:
             ``RequestRefused``, ``RetryScheduled``, ``FallbackUsed`` and the breaker's
             :class:`~supervisor.CircuitStateChange` events go.
         rng: the random source of the retry jitter (default: a fresh :class:`random.Random`).
+        store: where the breaker's and the throttle's state lives, keyed by ``path`` (default:
+            a state of their own); with a :class:`~supervisor.RedisStore`, the same service
+            path in every process of the fleet is one breaker and one rate limit.
 
     The breaker's listeners, the bus among them, see every state change of the breaker: those the
     request path causes, the lazy OPEN -> HALF_OPEN change (noticed by a request, by
@@ -160,6 +164,7 @@ class GuardedService:
         path: str,
         bus: EventBus[Any],
         rng: random.Random | None = None,
+        store: Store | None = None,
     ) -> None:
         if not isinstance(spec, ServiceSpec):
             raise TypeError(f"`spec` must be a ServiceSpec (got {spec!r})")
@@ -175,7 +180,9 @@ class GuardedService:
         self._throttle: Throttle | None = (
             None
             if throttle is None
-            else Throttle(path, throttle.max_calls, throttle.period, on_limit=throttle.on_limit)
+            else Throttle(
+                path, throttle.max_calls, throttle.period, on_limit=throttle.on_limit, store=store
+            )
         )
         breaker = spec.breaker
         self._breaker: CircuitBreaker | None = None
@@ -188,6 +195,7 @@ class GuardedService:
                 breaker.timeout,
                 breaker.expected_exception,
                 half_open_max_calls=breaker.half_open_max_calls,
+                store=store,
             )
             self._breaker.add_listener(bus.publish)
             self._core = self._breaker.core
@@ -372,6 +380,12 @@ class GuardedService:
         throttle = self._throttle
         if throttle is None:
             return now
+        if throttle.on_limit is OnLimit.RAISE and throttle.fleet is not None:
+            try:
+                await throttle.acquire()  # the fleet's answer: one round trip
+            except RateLimitExceeded as exc:
+                self._refuse(Refusal.RATE_LIMITED, exc, now, exc.retry_after)
+            return trio.current_time()
         if throttle.on_limit is OnLimit.RAISE:
             retry_after = throttle.core.try_admit(now)
             if retry_after != 0.0:

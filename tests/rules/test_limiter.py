@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from supervisor import ConfigError, RateLimiter, RateLimitExceeded
+from supervisor.guards._throttle import Throttle
 from supervisor.rules._window import SlidingWindowCore
 
 
@@ -170,3 +171,13 @@ async def test_decorates_like_a_throttle(autojump_clock: trio.testing.MockClock)
 
     assert [await ping(), await ping()] == [0.0, 2.0]
     assert ping.throttle is limiter  # type: ignore[attr-defined]
+
+
+def test_a_weighted_amount_needs_a_local_window() -> None:
+    """A shared store's fleet admits one start at a time: a weighted acquire is refused there,
+    naming `amount`, rather than counted as one."""
+    throttle = Throttle("t", 5, 1.0)
+    throttle._fleet = object()  # type: ignore[assignment]  # stands in for a store's fleet
+    with pytest.raises(ConfigError, match="`amount` must be 1 with a shared store's fleet"):
+        throttle._check_amount(2)
+    throttle._check_amount(1)
