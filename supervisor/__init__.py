@@ -21,6 +21,8 @@ from .console._attach import serve_snapshots as serve_snapshots
 from .console._monitor import Monitor as Monitor
 from .console._monitor import monitor as monitor
 from .console._render import render as render
+from .guards._adaptive import AdaptiveBulkhead as AdaptiveBulkhead
+from .guards._adaptive import adaptive_bulkhead as adaptive_bulkhead
 from .guards._breaker import CircuitBreaker as CircuitBreaker
 from .guards._breaker import circuit_breaker as circuit_breaker
 from .guards._bulkhead import Bulkhead as Bulkhead
@@ -33,6 +35,9 @@ from .guards._fallback import fallback as fallback
 from .guards._faults import FaultInjector as FaultInjector
 from .guards._faults import inject_faults as inject_faults
 from .guards._health import HealthTracker as HealthTracker
+from .guards._hedge import Hedge as Hedge
+from .guards._hedge import hedge as hedge
+from .guards._limiter import RateLimiter as RateLimiter
 from .guards._retry import Retrier as Retrier
 from .guards._retry import retry as retry
 from .guards._testing import TestingMode as TestingMode
@@ -111,6 +116,8 @@ from .tree._children import SupervisorGaveUp as SupervisorGaveUp
 from .tree._children import SupervisorShutdown as SupervisorShutdown
 from .tree._dynamic import DynamicSupervisorRef as DynamicSupervisorRef
 from .tree._fault_specs import FaultSpec as FaultSpec
+from .tree._limit_specs import AdaptiveLimitSpec as AdaptiveLimitSpec
+from .tree._limit_specs import HedgeSpec as HedgeSpec
 from .tree._loading import load_tree as load_tree
 from .tree._loading import load_tree_file as load_tree_file
 from .tree._otp import IGNORE as IGNORE
@@ -135,6 +142,8 @@ from .tree._tree import run_tree as run_tree
 
 __all__ = [
     "IGNORE",
+    "AdaptiveBulkhead",
+    "AdaptiveLimitSpec",
     "AddressError",
     "AttachError",
     "AttachTimeout",
@@ -182,6 +191,8 @@ __all__ = [
     "FaultSpec",
     "HealthChange",
     "HealthTracker",
+    "Hedge",
+    "HedgeSpec",
     "Ignore",
     "IntensityExceeded",
     "LatencySnapshot",
@@ -195,6 +206,7 @@ __all__ = [
     "OperationTimeout",
     "PrometheusCollector",
     "RateLimitExceeded",
+    "RateLimiter",
     "RedisStore",
     "RedisStoreStatistics",
     "Refusal",
@@ -234,6 +246,7 @@ __all__ = [
     "Tree",
     "TreeEvent",
     "WaitTimeout",
+    "adaptive_bulkhead",
     "bulkhead",
     "cache_fallback",
     "circuit_breaker",
@@ -243,6 +256,7 @@ __all__ = [
     "fallback",
     "fault_flags",
     "fetch_snapshot",
+    "hedge",
     "inject_faults",
     "load_tree",
     "load_tree_file",

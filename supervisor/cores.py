@@ -6,6 +6,9 @@ guarded services of a supervision tree drive these same objects.
 """
 
 from .observe._aggregates import ServiceMetrics as ServiceMetrics
+from .rules._adaptive import AdaptiveLimitCore as AdaptiveLimitCore
+from .rules._adaptive import LimitAlgorithm as LimitAlgorithm
+from .rules._adaptive import LimitStatistics as LimitStatistics
 from .rules._breaker import BreakerCore as BreakerCore
 from .rules._breaker import Permit as Permit
 from .rules._breaker import Refusal as Refusal
@@ -16,17 +19,31 @@ from .rules._cache import TtlLruCache as TtlLruCache
 from .rules._counts import TopCounts as TopCounts
 from .rules._faults import FaultCore as FaultCore
 from .rules._health import HealthWindow as HealthWindow
+from .rules._hedge import HedgeCore as HedgeCore
+from .rules._hedge import HedgeLaunched as HedgeLaunched
+from .rules._hedge import HedgeRun as HedgeRun
+from .rules._hedge import HedgeSettled as HedgeSettled
+from .rules._hedge import HedgeStatistics as HedgeStatistics
+from .rules._hedge import Verdict as Verdict
 from .rules._intensity import RestartIntensity as RestartIntensity
 from .rules._retry import RetrySchedule as RetrySchedule
 from .rules._window import SlidingWindowCore as SlidingWindowCore
 
 __all__ = [
+    "AdaptiveLimitCore",
     "Admission",
     "BreakerCore",
     "BudgetCore",
     "BulkheadCore",
     "FaultCore",
     "HealthWindow",
+    "HedgeCore",
+    "HedgeLaunched",
+    "HedgeRun",
+    "HedgeSettled",
+    "HedgeStatistics",
+    "LimitAlgorithm",
+    "LimitStatistics",
     "Permit",
     "Refusal",
     "RestartIntensity",
@@ -35,4 +52,5 @@ __all__ = [
     "SlidingWindowCore",
     "TopCounts",
     "TtlLruCache",
+    "Verdict",
 ]

@@ -164,13 +164,18 @@ class Throttle:
         # Counts nothing when there is no room, so a call sent on to acquire() is refused once.
         return self._core.admit_if_room(now)
 
-    async def acquire(self) -> None:
+    async def acquire(self, amount: int = 1) -> None:
         """Wait until a call may start now (or refuse it), and count it as started.
+
+        ``amount`` (default 1) is how many admissions the call weighs: it waits (or is refused)
+        until the window has room for all of it at once, and takes all of it.
 
         With a shared store's fleet, the fleet decides (one round trip, bounded by the store's
         ``timeout``) while its server answers; else the local window does, as without a store.
 
         Raises:
+            ConfigError: ``amount`` is not an integer from 1 to ``max_calls``, or not 1 with a
+                shared store's fleet.
             RateLimitExceeded: with ``on_limit="raise"``, when the window is full; ``retry_after``
                 is the time after which this call would have been admitted (the fleet's, when
                 the fleet decided).
@@ -180,10 +185,11 @@ class Throttle:
         """
         self._check_run()
         core = self._core
+        self._check_amount(amount)
         if self._fleet is not None and await self._fleet_admits(self._fleet):
             return
         if not self._waiters:
-            retry_after = core.try_admit(trio.current_time())
+            retry_after = core.try_admit(trio.current_time(), amount)
             if retry_after == 0.0:
                 return
             if self.on_limit is OnLimit.RAISE:
@@ -195,8 +201,8 @@ class Throttle:
             while True:
                 if waiters[0] is waiter:
                     now = trio.current_time()
-                    due = core.next_admission(now)
-                    if due <= now and core.try_admit(now) == 0.0:
+                    due = core.next_admission(now, amount)
+                    if due <= now and core.try_admit(now, amount) == 0.0:
                         waiters.popleft()
                         if waiters:
                             waiters[0].event.set()
@@ -212,6 +218,15 @@ class Throttle:
             if was_head and waiters:
                 waiters[0].event.set()
             raise
+
+    def _check_amount(self, amount: int) -> None:
+        if amount == 1:
+            return
+        self._core.check_amount(amount)
+        if self._fleet is not None:  # the fleet admits one start at a time
+            raise ConfigError(
+                f"`amount` must be 1 with a shared store's fleet (got {amount})", field="amount"
+            )
 
     async def _fleet_admits(self, fleet: FleetThrottleLink) -> bool:
         # True: the fleet admitted the call; False: it could not decide (the local window will).

@@ -72,6 +72,8 @@ from ..rules._cache import MISS, TtlLruCache
 from ..rules._retry import RetrySchedule
 from ..store._base import Store
 from ._faulty import service_injector
+from ._hedging import hedged_attempt
+from ._limits import adaptive_bulkhead_for, ask_within_limit
 from ._service_ref import ServiceRef
 from ._specs import FallbackSpec, ServiceSpec
 from ._starting import Answered
@@ -109,6 +111,8 @@ class ServiceStatistics:
     """Calls answered by the fallback."""
     retries: int
     """Retries scheduled, over all calls."""
+    concurrency_limit: int | None = None
+    """The adaptive limit of the bulkhead now (``None``: the bulkhead is fixed)."""
 
 
 class GuardedService:
@@ -134,12 +138,14 @@ class GuardedService:
     """
 
     __slots__ = (
+        "_adaptive",
         "_breaker",
         "_bulkhead",
         "_bus",
         "_cache",
         "_core",
         "_fallback",
+        "_hedge",
         "_ref",
         "_retry",
         "_rng",
@@ -208,6 +214,10 @@ class GuardedService:
         self._bulkhead: BulkheadCore[trio.lowlevel.Task] = BulkheadCore(
             spec.bulkhead.max_concurrent, spec.bulkhead.max_queued
         )
+        self._adaptive = adaptive_bulkhead_for(spec.bulkhead, path)
+        if self._adaptive is not None:
+            self._bulkhead = self._adaptive.core  # the same slots, moved by the limit
+        self._hedge = None if spec.hedge is None else spec.hedge.core()
         retry = spec.retry
         self._retry: RetrySchedule | None = (
             None
@@ -324,6 +334,7 @@ class GuardedService:
             refused=self.refused,
             fallbacks=self.fallbacks,
             retries=self.retries,
+            concurrency_limit=None if self._adaptive is None else self._adaptive.limit,
         )
 
     def __repr__(self) -> str:
@@ -528,7 +539,7 @@ class GuardedService:
         if ticket is None or not bulkhead.cancel(ticket):
             bulkhead.leave()
 
-    def _succeeded(self, request: Any, result: Any, permit: Permit | None, now: float) -> None:
+    def _count_success(self, permit: Permit | None, now: float) -> None:
         core = self._core
         if permit is not None:
             if permit.trial:
@@ -536,6 +547,9 @@ class GuardedService:
                 self._flush()
             else:
                 core.on_success(permit)  # type: ignore[union-attr]
+
+    def _succeeded(self, request: Any, result: Any, permit: Permit | None, now: float) -> None:
+        self._count_success(permit, now)
         cache = self._cache
         if cache is not None:
             with contextlib.suppress(TypeError):  # an unhashable request is not cached
@@ -565,6 +579,34 @@ class GuardedService:
             raise result.error
         return result
 
+    async def _ask_holding(
+        self,
+        request: Any,
+        now: float,
+        deadline: float,
+        permit: Permit | None,
+        ticket: trio.lowlevel.Task | None,
+    ) -> tuple[bool, Any]:
+        # Step 5 holding the breaker's permit and the bulkhead place: ``(True, reply)`` or
+        # ``(False, error)``, the place given back and the permit left to count. Cancelled (or
+        # KeyboardInterrupt...): everything given back, nothing counted.
+        if self._adaptive is not None:
+            return await ask_within_limit(
+                self, request, now=now, deadline=deadline, permit=permit, ticket=ticket
+            )
+        try:
+            result = await self._ask(request, now, deadline)
+        except Exception as exc:
+            self._leave_bulkhead(ticket)
+            return False, exc
+        except BaseException:
+            self._leave_bulkhead(ticket)
+            if permit is not None:
+                self._core.release(permit)  # type: ignore[union-attr]
+            raise
+        self._leave_bulkhead(ticket)
+        return True, result
+
     async def _attempts(
         self, request: Any, started: float, deadline: float, seconds: float | None
     ) -> Any:
@@ -578,29 +620,24 @@ class GuardedService:
             permit = self._admit_breaker(now)
             ticket = self._admit_bulkhead(permit, now)
             asked = now
-            try:
-                result = await self._ask(request, now, deadline)
-            except Exception as exc:
-                error = exc
-            except BaseException:
-                # Cancelled (or KeyboardInterrupt...): give everything back, count nothing.
-                self._leave_bulkhead(ticket)
-                if permit is not None:
-                    self._core.release(permit)  # type: ignore[union-attr]
-                raise
+            if self._hedge is None:
+                ok, outcome = await self._ask_holding(request, now, deadline, permit, ticket)
             else:
-                self._leave_bulkhead(ticket)
-                now = trio.current_time()
+                ok, outcome = await hedged_attempt(
+                    self, request, now=now, deadline=deadline, permit=permit, ticket=ticket
+                )
+                permit = None  # each hedged attempt's outcome was counted as it ended
+            now = trio.current_time()
+            if ok:
                 # The outcome's event first, then the breaker change it caused (if any).
                 if self._streak is not None:
                     self.end_streak()
                 bus.publish(
                     RequestCompleted(path=path, at=now, latency=now - started, attempts=attempt)
                 )
-                self._succeeded(request, result, permit, now)
-                return result
-            self._leave_bulkhead(ticket)
-            now = trio.current_time()
+                self._succeeded(request, outcome, permit, now)
+                return outcome
+            error = outcome
             self._publish(
                 RequestFailed(path=path, at=now, latency=now - asked, error=error, attempt=attempt)
             )
