@@ -12,6 +12,7 @@ from ._errors import ConfigError as ConfigError
 from ._errors import OperationTimeout as OperationTimeout
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import ResilienceError as ResilienceError
+from ._errors import RetryableResult as RetryableResult
 from .console._attach import AddressError as AddressError
 from .console._attach import AttachError as AttachError
 from .console._attach import AttachTimeout as AttachTimeout
@@ -32,6 +33,9 @@ from .guards._fallback import fallback as fallback
 from .guards._health import HealthTracker as HealthTracker
 from .guards._retry import Retrier as Retrier
 from .guards._retry import retry as retry
+from .guards._retry import retrying as retrying
+from .guards._retry_ext import Attempt as Attempt
+from .guards._retry_ext import Retrying as Retrying
 from .guards._throttle import throttle as throttle
 from .guards._timeout import TimeoutBudget as TimeoutBudget
 from .guards._timeout import timeout as timeout
@@ -49,6 +53,7 @@ from .observe._events import Refusal as Refusal
 from .observe._events import RequestCompleted as RequestCompleted
 from .observe._events import RequestFailed as RequestFailed
 from .observe._events import RequestRefused as RequestRefused
+from .observe._events import RetryGaveUp as RetryGaveUp
 from .observe._events import RetryScheduled as RetryScheduled
 from .observe._events import TreeEvent as TreeEvent
 from .observe._logging import EventLogger as EventLogger
@@ -69,9 +74,17 @@ from .rules._breaker import CircuitState as CircuitState
 from .rules._breaker import CircuitStateChange as CircuitStateChange
 from .rules._health import HealthChange as HealthChange
 from .rules._health import ServiceStatus as ServiceStatus
+from .rules._outcome_window import WindowStatistics as WindowStatistics
+from .rules._rate_breaker import OpenBackoff as OpenBackoff
+from .rules._rate_breaker import RateWindow as RateWindow
 from .rules._retry import ExponentialBackoff as ExponentialBackoff
 from .rules._retry import LinearBackoff as LinearBackoff
 from .rules._retry import RetryPolicy as RetryPolicy
+from .rules._retry_budget import RetryBudget as RetryBudget
+from .rules._retry_budget import RetryBudgetConfig as RetryBudgetConfig
+from .rules._retry_budget import RetryBudgetStatistics as RetryBudgetStatistics
+from .rules._retry_plan import GiveUpReason as GiveUpReason
+from .rules._retry_plan import RetryDetails as RetryDetails
 from .tree._children import ChildInfo as ChildInfo
 from .tree._children import ChildState as ChildState
 from .tree._children import SupervisorGaveUp as SupervisorGaveUp
@@ -97,6 +110,7 @@ __all__ = [
     "AddressError",
     "AttachError",
     "AttachTimeout",
+    "Attempt",
     "BreakerSpec",
     "Bulkhead",
     "BulkheadFullError",
@@ -124,6 +138,7 @@ __all__ = [
     "ExponentialBackoff",
     "FallbackSpec",
     "FallbackUsed",
+    "GiveUpReason",
     "HealthChange",
     "HealthTracker",
     "IntensityExceeded",
@@ -132,9 +147,11 @@ __all__ = [
     "Metrics",
     "Monitor",
     "NodeSnapshot",
+    "OpenBackoff",
     "OperationTimeout",
     "PrometheusCollector",
     "RateLimitExceeded",
+    "RateWindow",
     "Refusal",
     "RequestCompleted",
     "RequestFailed",
@@ -143,9 +160,16 @@ __all__ = [
     "Restart",
     "RestartBackoff",
     "Retrier",
+    "RetryBudget",
+    "RetryBudgetConfig",
+    "RetryBudgetStatistics",
+    "RetryDetails",
+    "RetryGaveUp",
     "RetryPolicy",
     "RetryScheduled",
     "RetrySpec",
+    "RetryableResult",
+    "Retrying",
     "ServiceRef",
     "ServiceSnapshot",
     "ServiceSpec",
@@ -161,6 +185,7 @@ __all__ = [
     "TimeoutBudget",
     "Tree",
     "TreeEvent",
+    "WindowStatistics",
     "bulkhead",
     "cache_fallback",
     "circuit_breaker",
@@ -174,6 +199,7 @@ __all__ = [
     "prometheus_text",
     "render",
     "retry",
+    "retrying",
     "run_tree",
     "serve_snapshots",
     "snapshot_from_json",

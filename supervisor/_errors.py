@@ -14,6 +14,7 @@ __all__ = [
     "OperationTimeout",
     "RateLimitExceeded",
     "ResilienceError",
+    "RetryableResult",
 ]
 
 
@@ -83,3 +84,15 @@ class OperationTimeout(ResilienceError, TimeoutError):
 class ConfigError(ResilienceError, ValueError):
     """A bad parameter or environment value; the message names the parameter or variable and the
     value."""
+
+
+class RetryableResult(ResilienceError):
+    """An attempt of a guarded service returned a result that its ``retry_on_result`` asked to
+    retry: the attempt counts as failed (this is the ``error`` of its ``RequestFailed`` and
+    ``RetryScheduled`` events), and the request is tried again. It never reaches a caller: when
+    retrying stops, the last result itself is returned."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__(f"result to retry: {result!r}")
+        self.result = result
+        """The result that is to be retried."""

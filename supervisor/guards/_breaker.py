@@ -37,10 +37,17 @@ from ..rules._breaker import (
     Permit,
     Refusal,
 )
+from ..rules._rate_breaker import OpenBackoff, RateWindow
+from ._breaker_ext import MeasuredGuard, measured_core
 from ._decorate import decorate, is_async_callable, qualname_of
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+ExcludeOption = (
+    type[BaseException] | Callable[[BaseException], object] | tuple[Any, ...] | list[Any] | None
+)
+"""Errors a breaker counts as neither failure nor success: classes, predicates, or a mix."""
 
 
 def _outside_trio_clock() -> float:
@@ -94,7 +101,7 @@ class CircuitBreaker:
         ConfigError: a bad argument, config field or environment value, at creation.
     """
 
-    __slots__ = ("__weakref__", "_clock", "_core", "_entries", "_listeners")
+    __slots__ = ("__weakref__", "_clock", "_core", "_entries", "_listeners", "_measured")
 
     def __init__(
         self,
@@ -107,6 +114,11 @@ class CircuitBreaker:
         half_open_max_calls: int | Unset = UNSET,
         config: CircuitBreakerConfig | None = None,
         clock: Callable[[], float] | None = None,
+        window: RateWindow | None = None,
+        open_backoff: OpenBackoff | None = None,
+        exclude: ExcludeOption = (),
+        is_failure: Callable[[Exception], object] | None = None,
+        is_failure_result: Callable[[Any], object] | None = None,
     ) -> None:
         if not isinstance(name, str):
             raise ConfigError(f"`name` must be a string (got {name!r})")
@@ -147,6 +159,18 @@ class CircuitBreaker:
             ),
             expected_exception=Exception if expected_exception is UNSET else expected_exception,
         )
+        rich = measured_core(
+            self._core,
+            window=window,
+            open_backoff=open_backoff,
+            exclude=exclude,
+            is_failure=is_failure,
+            is_failure_result=is_failure_result,
+        )
+        self._measured: MeasuredGuard | None = None
+        if rich is not None:
+            self._core = rich
+            self._measured = MeasuredGuard(self, rich)
         self._clock = _outside_trio_clock if clock is None else clock
         self._listeners: Listeners[CircuitStateChange] = Listeners()
         self._entries: dict[object, list[Permit]] = {}
@@ -234,6 +258,7 @@ class CircuitBreaker:
             failures=core.failures,
             ignored=core.ignored,
             refused=core.refused,
+            window=None if self._measured is None else core.window_statistics(self._now()),  # type: ignore[attr-defined]
         )
 
     def __repr__(self) -> str:
@@ -288,6 +313,9 @@ class CircuitBreaker:
         return decision
 
     def _settle(self, permit: Permit, error: BaseException | None) -> None:
+        if self._measured is not None:
+            self._measured.settle(permit, error)
+            return
         core = self._core
         if error is None:
             if permit.trial:
@@ -336,11 +364,12 @@ class CircuitBreaker:
         Raises:
             TypeError: ``fn`` is not callable.
         """
+        measured = self._measured
         return decorate(
             fn,
             rule="circuit_breaker",
-            around_async=self._guard_async,
-            around_sync=self._guard_sync,
+            around_async=self._guard_async if measured is None else measured.guard_async,
+            around_sync=self._guard_sync if measured is None else measured.guard_sync,
             extra={"breaker": self},
         )
 
@@ -360,13 +389,19 @@ class CircuitBreaker:
             CircuitOpenError: the breaker refused the call; ``fn`` was not invoked.
             Exception: whatever ``fn`` raised, unchanged.
         """
+        measured = self._measured
         if is_async_callable(fn):
-            return await self._guard_async(lambda: fn(*args, **kwargs))
-        return self._guard_sync(lambda: fn(*args, **kwargs))
+            guard = self._guard_async if measured is None else measured.guard_async
+            return await guard(lambda: fn(*args, **kwargs))
+        return (self._guard_sync if measured is None else measured.guard_sync)(
+            lambda: fn(*args, **kwargs)
+        )
 
     def call_sync(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the plain function ``fn(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
-        result: R = self._guard_sync(lambda: fn(*args, **kwargs))
+        measured = self._measured
+        guard = self._guard_sync if measured is None else measured.guard_sync
+        result: R = guard(lambda: fn(*args, **kwargs))
         return result
 
     def _enter(self) -> None:
@@ -430,6 +465,11 @@ def circuit_breaker(
     config: CircuitBreakerConfig | None = None,
     name: str | None = None,
     clock: Callable[[], float] | None = None,
+    window: RateWindow | None = None,
+    open_backoff: OpenBackoff | None = None,
+    exclude: ExcludeOption = (),
+    is_failure: Callable[[Exception], object] | None = None,
+    is_failure_result: Callable[[Any], object] | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator factory: each decorated function gets its own :class:`CircuitBreaker`, named after
     its ``__qualname__`` (or ``name``), shared by every caller and, for a method, every instance.
@@ -451,6 +491,11 @@ def circuit_breaker(
         half_open_max_calls=half_open_max_calls,
         config=config,
         clock=clock,
+        window=window,
+        open_backoff=open_backoff,
+        exclude=exclude,
+        is_failure=is_failure,
+        is_failure_result=is_failure_result,
     )
     settled: Sequence[Any] = (
         template.failure_threshold,
@@ -465,6 +510,11 @@ def circuit_breaker(
             *settled,
             half_open_max_calls=template.half_open_max_calls,
             clock=clock,
+            window=window,
+            open_backoff=open_backoff,
+            exclude=exclude,
+            is_failure=is_failure,
+            is_failure_result=is_failure_result,
         )
         return breaker(fn)
 

@@ -17,6 +17,8 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._errors import ConfigError
+from ..rules._rate_breaker import OpenBackoff, RateWindow
+from ..rules._retry_budget import RetryBudgetConfig
 from ._specs import (
     BreakerSpec,
     BulkheadSpec,
@@ -102,8 +104,17 @@ def _make_converter() -> cattrs.Converter:
     table(BulkheadSpec)
     table(ThrottleSpec)
     exceptions = override(struct_hook=as_is)
-    table(BreakerSpec, expected_exception=exceptions)
-    table(RetrySpec, exceptions=exceptions)
+    table(RateWindow)
+    table(OpenBackoff)
+    table(RetryBudgetConfig)
+    table(
+        BreakerSpec,
+        expected_exception=exceptions,
+        exclude=exceptions,
+        is_failure=exceptions,
+        is_failure_result=exceptions,
+    )
+    table(RetrySpec, exceptions=exceptions, on=exceptions, retry_on_result=exceptions)
     table(FallbackSpec, default=override(struct_hook=as_is), degraded=override(struct_hook=as_is))
     table(
         ServiceSpec,

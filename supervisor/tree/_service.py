@@ -63,8 +63,17 @@ from ..rules._breaker import BreakerCore, CircuitState, Permit
 from ..rules._breaker import Refusal as BreakerRefusal
 from ..rules._bulkhead import BulkheadCore
 from ..rules._cache import MISS, TtlLruCache
-from ..rules._retry import RetrySchedule
+from ..rules._rate_breaker import RateBreakerCore
+from ..rules._retry_plan import RetryPlan
 from ._service_ref import ServiceRef
+from ._service_rules import (
+    breaker_options,
+    error_delay,
+    result_delay,
+    retry_plan,
+    settle_error,
+    settle_result,
+)
 from ._specs import FallbackSpec, ServiceSpec
 
 if TYPE_CHECKING:
@@ -128,6 +137,7 @@ class GuardedService:
         "_cache",
         "_core",
         "_fallback",
+        "_measured",
         "_ref",
         "_retry",
         "_rng",
@@ -178,25 +188,15 @@ class GuardedService:
                 breaker.timeout,
                 breaker.expected_exception,
                 half_open_max_calls=breaker.half_open_max_calls,
+                **breaker_options(breaker),
             )
             self._breaker.add_listener(bus.publish)
             self._core = self._breaker.core
+        self._measured = isinstance(self._core, RateBreakerCore)
         self._bulkhead: BulkheadCore[trio.lowlevel.Task] = BulkheadCore(
             spec.bulkhead.max_concurrent, spec.bulkhead.max_queued
         )
-        retry = spec.retry
-        self._retry: RetrySchedule | None = (
-            None
-            if retry is None
-            else RetrySchedule.build(
-                max_attempts=retry.max_attempts,
-                initial_delay=retry.initial_delay,
-                max_delay=retry.max_delay,
-                backoff_factor=retry.backoff_factor,
-                jitter=retry.jitter,
-                exceptions=retry.exceptions,
-            )
-        )
+        self._retry: RetryPlan | None = None if spec.retry is None else retry_plan(spec.retry)
         fallback = spec.fallback
         self._fallback: FallbackSpec | None = fallback
         self._cache: TtlLruCache[Hashable, Any] | None = (
@@ -260,12 +260,7 @@ class GuardedService:
         self._flush()
         if state is not CircuitState.OPEN:
             return None
-        if core.forced_open:
-            return _INF
-        opened_at = core.opened_at
-        if opened_at is None:  # pragma: no cover - OPEN always has an opening time
-            return None
-        return opened_at + core.timeout
+        return core.half_open_at  # inf while forced open
 
     # -- inspection -----------------------------------------------------------------------------
 
@@ -407,23 +402,31 @@ class GuardedService:
             bulkhead.leave()
 
     def _succeeded(self, request: Any, result: Any, permit: Permit | None, now: float) -> None:
-        core = self._core
-        if permit is not None:
-            if permit.trial:
-                core.on_success(permit, now)  # type: ignore[union-attr]
-                self._flush()
-            else:
-                core.on_success(permit)  # type: ignore[union-attr]
+        self._breaker_success(permit, result, now)
         cache = self._cache
         if cache is not None:
             with contextlib.suppress(TypeError):  # an unhashable request is not cached
                 cache.put(request, result, now)
         self.completed += 1
 
+    def _breaker_success(self, permit: Permit | None, result: Any, now: float) -> None:
+        core = self._core
+        if permit is not None:
+            if self._measured:
+                settle_result(core, permit, result, now)  # type: ignore[arg-type]
+                self._flush()
+            elif permit.trial:
+                core.on_success(permit, now)  # type: ignore[union-attr]
+                self._flush()
+            else:
+                core.on_success(permit)  # type: ignore[union-attr]
+
     def _failed(self, permit: Permit | None, error: Exception, now: float) -> None:
         core = self._core
         if permit is not None:
-            if core.is_counted(error):  # type: ignore[union-attr]
+            if self._measured:
+                settle_error(core, permit, error, now)  # type: ignore[arg-type]
+            elif core.is_counted(error):  # type: ignore[union-attr]
                 core.on_failure(permit, now)  # type: ignore[union-attr]
             else:
                 core.release(permit)  # type: ignore[union-attr]
@@ -444,6 +447,9 @@ class GuardedService:
     ) -> Any:
         path = self.path
         bus = self._bus
+        plan = self._retry
+        if plan is not None:
+            plan.start(started)  # the retry budget counts first attempts
         now = started
         attempt = 1
         while True:
@@ -452,10 +458,11 @@ class GuardedService:
             permit = self._admit_breaker(now)
             ticket = self._admit_bulkhead(permit, now)
             asked = now
+            delay: float | None = None
             try:
                 result = await self._ask(request, now, deadline)
             except Exception as exc:
-                error = exc
+                error: Exception = exc
             except BaseException:
                 # Cancelled (or KeyboardInterrupt...): give everything back, count nothing.
                 self._leave_bulkhead(ticket)
@@ -465,27 +472,64 @@ class GuardedService:
             else:
                 self._leave_bulkhead(ticket)
                 now = trio.current_time()
-                # The outcome's event first, then the breaker change it caused (if any).
-                bus.publish(
-                    RequestCompleted(path=path, at=now, latency=now - started, attempts=attempt)
+                again = (
+                    None
+                    if plan is None or plan.retry_on_result is None
+                    else result_delay(
+                        plan,
+                        bus,
+                        path,
+                        attempt=attempt,
+                        result=result,
+                        rng=self._rng,
+                        now=now,
+                        started=started,
+                        deadline=deadline,
+                    )
                 )
-                self._succeeded(request, result, permit, now)
-                return result
-            self._leave_bulkhead(ticket)
-            now = trio.current_time()
-            bus.publish(
-                RequestFailed(path=path, at=now, latency=now - asked, error=error, attempt=attempt)
-            )
-            self._failed(permit, error, now)
-            schedule = self._retry
-            delay = (
-                None
-                if schedule is None
-                else schedule.next_delay(attempt, error, rng=self._rng, deadline=deadline, now=now)
-            )
+                if again is None:
+                    # The outcome's event first, then the breaker change it caused (if any).
+                    bus.publish(
+                        RequestCompleted(path=path, at=now, latency=now - started, attempts=attempt)
+                    )
+                    self._succeeded(request, result, permit, now)
+                    return result
+                # A reply to retry: a failed attempt for the retry rule (the breaker counts it
+                # as its own classifier says).
+                delay, error = again
+                bus.publish(
+                    RequestFailed(
+                        path=path, at=now, latency=now - asked, error=error, attempt=attempt
+                    )
+                )
+                self._breaker_success(permit, result, now)
             if delay is None:
-                self.failed += 1
-                raise error
+                self._leave_bulkhead(ticket)
+                now = trio.current_time()
+                bus.publish(
+                    RequestFailed(
+                        path=path, at=now, latency=now - asked, error=error, attempt=attempt
+                    )
+                )
+                self._failed(permit, error, now)
+                delay = (
+                    None
+                    if plan is None
+                    else error_delay(
+                        plan,
+                        bus,
+                        path,
+                        attempt=attempt,
+                        error=error,
+                        rng=self._rng,
+                        now=now,
+                        started=started,
+                        deadline=deadline,
+                    )
+                )
+                if delay is None:
+                    self.failed += 1
+                    raise error
             self.retries += 1
             bus.publish(
                 RetryScheduled(path=path, at=now, attempt=attempt, delay=delay, error=error)

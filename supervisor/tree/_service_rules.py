@@ -1,0 +1,142 @@
+"""The steps of a guarded service's request path that drive the rules beyond API.md: a breaker
+with a rate window, open backoff or classifiers (a
+:class:`~supervisor.rules._rate_breaker.RateBreakerCore`), and retrying by a
+:class:`~supervisor.rules._retry_plan.RetryPlan` (error and result predicates, a total time
+limit, a retry budget, and the give-up event).
+
+``tree/_service.py`` calls these at its steps; each is a plain function of the service's state,
+so the request path there still reads top to bottom.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from .._errors import RetryableResult
+from ..observe._events import RetryGaveUp
+from ..rules._breaker import BreakerCore, Permit
+from ..rules._rate_breaker import RateBreakerCore
+from ..rules._retry import RetrySchedule
+from ..rules._retry_budget import RetryBudget
+from ..rules._retry_plan import GiveUpReason, RetryPlan
+
+if TYPE_CHECKING:
+    from ..observe._bus import EventBus
+    from ._specs import BreakerSpec, RetrySpec
+
+__all__ = [
+    "breaker_options",
+    "error_delay",
+    "result_delay",
+    "retry_plan",
+    "settle_error",
+    "settle_result",
+]
+
+
+def breaker_options(spec: BreakerSpec) -> dict[str, Any]:
+    """The keyword options of :class:`~supervisor.CircuitBreaker` beyond API.md, from a spec."""
+    return {
+        "window": spec.window,
+        "open_backoff": spec.open_backoff,
+        "exclude": spec.exclude,
+        "is_failure": spec.is_failure,
+        "is_failure_result": spec.is_failure_result,
+    }
+
+
+def retry_plan(spec: RetrySpec) -> RetryPlan:
+    """The service's retry plan (with its own budget, if the spec has one).
+
+    Raises:
+        ConfigError: a bad value (the spec checked most already).
+    """
+    schedule = RetrySchedule.build(
+        max_attempts=spec.max_attempts,
+        initial_delay=spec.initial_delay,
+        max_delay=spec.max_delay,
+        backoff_factor=spec.backoff_factor,
+        jitter=spec.jitter,
+        exceptions=spec.exceptions,
+    )
+    return RetryPlan.build(
+        schedule,
+        on=spec.on,
+        retry_on_result=spec.retry_on_result,
+        total_timeout=spec.total_timeout,
+        budget=None if spec.budget is None else RetryBudget(spec.budget),
+    )
+
+
+def settle_result(core: BreakerCore, permit: Permit, result: Any, now: float) -> None:
+    """Hand a measured core the permit of an attempt that returned ``result`` at ``now``."""
+    if isinstance(core, RateBreakerCore):
+        core.record(permit, now, core.classify_result(result))
+
+
+def settle_error(core: BreakerCore, permit: Permit, error: Exception, now: float) -> None:
+    """Hand a measured core the permit of an attempt that failed with ``error`` at ``now``."""
+    if isinstance(core, RateBreakerCore):
+        core.record(permit, now, core.classify_error(error))
+
+
+def _gave_up(
+    bus: EventBus[Any],
+    path: str,
+    now: float,
+    *,
+    attempt: int,
+    reason: GiveUpReason,
+    error: BaseException | None,
+) -> None:
+    bus.publish(RetryGaveUp(path=path, at=now, attempts=attempt, reason=reason, error=error))
+
+
+def error_delay(
+    plan: RetryPlan,
+    bus: EventBus[Any],
+    path: str,
+    *,
+    attempt: int,
+    error: Exception,
+    rng: random.Random,
+    now: float,
+    started: float,
+    deadline: float,
+) -> float | None:
+    """Seconds before the next attempt after ``error``, or ``None`` to give up (after publishing
+    :class:`~supervisor.RetryGaveUp` with the reason)."""
+    decision = plan.after_error(
+        attempt, error, rng=rng, now=now, started=started, deadline=deadline
+    )
+    if type(decision) is GiveUpReason:
+        _gave_up(bus, path, now, attempt=attempt, reason=decision, error=error)
+        return None
+    return decision  # type: ignore[return-value]
+
+
+def result_delay(
+    plan: RetryPlan,
+    bus: EventBus[Any],
+    path: str,
+    *,
+    attempt: int,
+    result: Any,
+    rng: random.Random,
+    now: float,
+    started: float,
+    deadline: float,
+) -> tuple[float, RetryableResult] | None:
+    """After an attempt returned ``result``: ``None`` to answer with it (accepted, or retrying
+    stopped: then :class:`~supervisor.RetryGaveUp` is published first), else the delay before
+    the next attempt and the error that stands for the result in the attempt's events."""
+    decision = plan.after_result(
+        attempt, result, rng=rng, now=now, started=started, deadline=deadline
+    )
+    if decision is None:
+        return None
+    if type(decision) is GiveUpReason:
+        _gave_up(bus, path, now, attempt=attempt, reason=decision, error=None)
+        return None
+    return decision, RetryableResult(result)  # type: ignore[return-value]
