@@ -62,7 +62,9 @@ class _Model:
                     self.reopens += 1
                 wait = self.timeout
                 if self.backoff is not None:
-                    wait = min(self.backoff.max_timeout, self.timeout * self.backoff.factor**self.reopens)
+                    wait = min(
+                        self.backoff.max_timeout, self.timeout * self.backoff.factor**self.reopens
+                    )
                 self.half_open_at = at + wait
         if old is not new:
             self.changes.append((old, new, at, reason))
@@ -100,7 +102,9 @@ class _Model:
             return ChangeReason.SLOW_CALL_RATE
         return None
 
-    def end(self, permit: tuple[int, bool, float], outcome: Outcome, now: float) -> None:
+    def end(  # noqa: PLR0912 -- the model spells out every case on purpose
+        self, permit: tuple[int, bool, float], outcome: Outcome, now: float
+    ) -> None:
         epoch, trial, started = permit
         current = epoch == self.epoch
         if outcome is IGNORED:
@@ -169,7 +173,7 @@ class RateBreakerMachine(RuleBasedStateMachine):
         success_threshold=st.integers(1, 2),
         timeout=st.sampled_from([0.5, 1.0]),
     )
-    def setup(
+    def setup(  # noqa: PLR0917 -- one positional per hypothesis strategy
         self,
         kind: str,
         size: int,
@@ -416,7 +420,9 @@ def test_bad_settings_name_the_field() -> None:
         RateWindow(size=3, duration=1.0)
     with pytest.raises(ConfigError, match="`slow_call_rate` and `slow_call_duration` go together"):
         RateWindow(size=3, slow_call_rate=0.5)
-    with pytest.raises(ConfigError, match=r"`minimum_calls` must be at most `size` \(3\) \(got 4\)"):
+    with pytest.raises(
+        ConfigError, match=r"`minimum_calls` must be at most `size` \(3\) \(got 4\)"
+    ):
         RateWindow(size=3, minimum_calls=4)
     with pytest.raises(ConfigError, match="needs `failure_rate` or `slow_call_rate`"):
         RateWindow(size=3, failure_rate=None)
