@@ -20,6 +20,7 @@ from ._events import (
     RequestCompleted,
     RequestFailed,
     RequestRefused,
+    RetryGaveUp,
     RetryScheduled,
 )
 from ._snapshot import EventSnapshot
@@ -85,6 +86,8 @@ def _transition_detail(event: object) -> str:
         return f"gave up: more than {event.max_restarts} restarts within {event.within:g}s"
     if isinstance(event, HealthChange):
         return "healthy again" if event.healthy else "unhealthy"
+    if isinstance(event, RetryGaveUp):
+        return f"no more retries after {event.attempts} attempt(s): {event.reason.value}"
     if isinstance(event, SubscriberFailed):
         return f"listener {event.callback} removed: {_error(event.error)}"
     return ""

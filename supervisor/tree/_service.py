@@ -109,6 +109,8 @@ class ServiceStatistics:
     """Calls answered by the fallback."""
     retries: int
     """Retries scheduled, over all calls."""
+    retries_refused: int = 0
+    """Retries the service's retry budget refused (each such call failed at once)."""
 
 
 class GuardedService:
@@ -272,6 +274,7 @@ class GuardedService:
     def statistics(self) -> ServiceStatistics:
         """A snapshot of the service (reading it may apply and publish a due half-open)."""
         bulkhead = self._bulkhead
+        plan = self._retry
         return ServiceStatistics(
             path=self.path,
             state=None if self._breaker is None else self._breaker.state,
@@ -282,6 +285,7 @@ class GuardedService:
             refused=self.refused,
             fallbacks=self.fallbacks,
             retries=self.retries,
+            retries_refused=0 if plan is None or plan.budget is None else plan.budget.refused,
         )
 
     def __repr__(self) -> str:
