@@ -10,10 +10,15 @@ import sys
 import trio
 from rich.console import Console
 
-from . import actors_bench, rules_bench, tree_bench
+from . import actors_bench, rules_bench, rules_more_bench, tree_bench
 from ._harness import Report
 
-SECTIONS = {"actors": actors_bench.run, "rules": rules_bench.run, "tree": tree_bench.run}
+SECTIONS = {
+    "actors": actors_bench.run,
+    "rules": rules_bench.run,
+    "rules+": rules_more_bench.run,
+    "tree": tree_bench.run,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, Final, ParamSpec, TypeVar, overload
 
 import trio
 
@@ -399,7 +399,8 @@ def retrying(
             with attempt:
                 await connect()
 
-    The options are those of :func:`retry` (``retry_on_result`` aside: a block has no result);
+    The options are those of :func:`retry` (``retry_on_result`` aside: a block has no result;
+    without ``rng``, blocks share one random source for their jitter);
     ``name`` names the block in the hooks' :class:`~supervisor.RetryDetails`. An error raised in
     ``with attempt:`` that is to be retried is swallowed, the loop sleeps (``trio.sleep``) and
     hands out the next attempt; one that is not (or when retrying stops) propagates out of the
@@ -421,4 +422,9 @@ def retrying(
     )
     hooks = Hooks.build(before_sleep=before_sleep, on_giveup=on_giveup, on_success=on_success)
     plan = RetryPlan.build(schedule, on=on, total_timeout=total_timeout, budget=budget)
-    return Retrying(plan, random.Random() if rng is None else rng, name, hooks)
+    return Retrying(plan, _BLOCK_RNG if rng is None else rng, name, hooks)
+
+
+_BLOCK_RNG: Final = random.Random()
+"""The jitter source of every ``retrying`` block not given its own ``rng`` (seeding a fresh
+one per block would cost more than the rest of the block's setup)."""

@@ -129,18 +129,19 @@ async def run_plan_async(
                 raise
             error = exc
         else:
-            if plan.retry_on_result is None and hooks.on_success is None:
+            predicate = plan.retry_on_result
+            if predicate is None or not predicate(result):
+                if hooks.on_success is not None:
+                    elapsed = trio.current_time() - started
+                    await _fire(
+                        hooks.on_success,
+                        RetryDetails(name=name, attempt=attempt, elapsed=elapsed, result=result),
+                    )
                 return result
             now = trio.current_time()
-            verdict = plan.after_result(
-                attempt, result, rng=rng, now=now, started=started, deadline=_deadline()
+            verdict = plan.result_retry(
+                attempt, rng=rng, now=now, started=started, deadline=_deadline()
             )
-            if verdict is None:
-                await _fire(
-                    hooks.on_success,
-                    RetryDetails(name=name, attempt=attempt, elapsed=now - started, result=result),
-                )
-                return result
             if type(verdict) is GiveUpReason:
                 details = RetryDetails(
                     name=name, attempt=attempt, elapsed=now - started, result=result, reason=verdict

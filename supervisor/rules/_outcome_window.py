@@ -50,7 +50,7 @@ class OutcomeWindow:
             >= 1, or ``duration`` not a number > 0.
     """
 
-    __slots__ = ("_entries", "calls", "duration", "failures", "size", "slow_calls")
+    __slots__ = ("_codes", "_entries", "calls", "duration", "failures", "size", "slow_calls")
 
     def __init__(self, *, size: int | None = None, duration: float | None = None) -> None:
         if (size is None) == (duration is None):
@@ -60,24 +60,20 @@ class OutcomeWindow:
             )
         self.size = None if size is None else int(COUNT.check("size", size))
         self.duration = None if duration is None else float(DURATION.check("duration", duration))
-        # Entries: [at, failed, slow, count]; count > 1 only in time-based windows.
-        self._entries: collections.deque[list[object]] = collections.deque()
+        # Count-based: one code per call (1: failed, 2: slow, 3: both), oldest first.
+        self._codes: collections.deque[int] = collections.deque()
+        # Time-based: [at, code, count] per run of calls ended at one instant with one outcome.
+        self._entries: collections.deque[list[float]] = collections.deque()
         self.calls = 0
         self.failures = 0
         self.slow_calls = 0
 
-    def _drop_oldest(self, count: int) -> None:
-        entry = self._entries[0]
-        left = entry[3] - count  # type: ignore[operator]
+    def _forget(self, code: float, count: int) -> None:
         self.calls -= count
-        if entry[1]:
+        if code == 1 or code == 3:  # noqa: PLR1714 -- two codes, one test each, no set built
             self.failures -= count
-        if entry[2]:
+        if code >= 2:  # the slow bit
             self.slow_calls -= count
-        if left:
-            entry[3] = left
-        else:
-            self._entries.popleft()
 
     def expire(self, now: float) -> None:
         """Forget the calls that left a time-based window at ``now`` (recorded at or before
@@ -87,23 +83,26 @@ class OutcomeWindow:
             return
         horizon = now - duration
         entries = self._entries
-        while entries and entries[0][0] <= horizon:  # type: ignore[operator]
-            self._drop_oldest(entries[0][3])  # type: ignore[arg-type]
+        while entries and entries[0][0] <= horizon:
+            _, code, count = entries.popleft()
+            self._forget(code, int(count))
 
     def record(self, now: float, *, failed: bool, slow: bool) -> None:
         """Add one call that ended at ``now``."""
-        entries = self._entries
-        if self.size is None:
-            self.expire(now)
-            last = entries[-1] if entries else None
-            if last is not None and last[0] == now and last[1] is failed and last[2] is slow:
-                last[3] += 1  # type: ignore[operator]
-            else:
-                entries.append([now, failed, slow, 1])
-        else:
+        code = (1 if failed else 0) + (2 if slow else 0)
+        if self.size is not None:
+            codes = self._codes
             if self.calls >= self.size:
-                self._drop_oldest(1)
-            entries.append([now, failed, slow, 1])
+                self._forget(codes.popleft(), 1)
+            codes.append(code)
+        else:
+            self.expire(now)
+            entries = self._entries
+            last = entries[-1] if entries else None
+            if last is not None and last[0] == now and last[1] == code:
+                last[2] += 1
+            else:
+                entries.append([now, code, 1])
         self.calls += 1
         if failed:
             self.failures += 1
@@ -112,6 +111,7 @@ class OutcomeWindow:
 
     def clear(self) -> None:
         """Forget every call."""
+        self._codes.clear()
         self._entries.clear()
         self.calls = self.failures = self.slow_calls = 0
 

@@ -179,6 +179,19 @@ class RetryPlan:
         predicate = self.retry_on_result
         if predicate is None or not predicate(result):
             return None
+        return self.result_retry(attempt, rng=rng, now=now, started=started, deadline=deadline)
+
+    def result_retry(
+        self,
+        attempt: int,
+        *,
+        rng: random.Random,
+        now: float,
+        started: float,
+        deadline: float = math.inf,
+    ) -> float | GiveUpReason:
+        """:meth:`after_result` for a result ``retry_on_result`` already rejected (for a shell
+        that asked the predicate itself, so as to read no clock for an accepted result)."""
         if attempt >= self.schedule.max_attempts:
             return GiveUpReason.ATTEMPTS
         return self._fit(self.schedule.base_delay(attempt, rng), now, started, deadline)
