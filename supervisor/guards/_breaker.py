@@ -93,6 +93,17 @@ class CircuitBreaker:
     (``CIRCUIT_BREAKER_TIMEOUT``, 60.0), ``half_open_max_calls``
     (``CIRCUIT_BREAKER_HALF_OPEN_REQUESTS``, 3), ``expected_exception`` (``Exception``).
 
+    Beyond API.md (keyword-only, each off by default; see docs/rules.md): ``window`` (a
+    :class:`~supervisor.RateWindow`: open on the failure rate or slow-call rate of the last N
+    calls or T seconds, half-open trials decided as a rate), ``open_backoff`` (an
+    :class:`~supervisor.OpenBackoff`: each reopening after a failed trial waits longer),
+    ``exclude`` (exception classes and/or predicates whose errors count as neither failure nor
+    success), ``is_failure`` (decides from an expected error whether it counts) and
+    ``is_failure_result`` (decides from a result whether the call failed; the result is returned
+    all the same). A breaker given any of them drives a
+    :class:`~supervisor.cores.RateBreakerCore` and reads the clock at each call's start and end;
+    one given none keeps the plain core and its fast path.
+
     Time: trio's clock (``trio.current_time()``) inside ``trio.run``. A breaker that guards plain
     functions called outside trio uses ``clock`` (default: the monotonic clock of :mod:`time`);
     use one breaker either inside trio or outside it, not both, as the two clocks differ.
