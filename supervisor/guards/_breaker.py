@@ -493,6 +493,13 @@ def circuit_breaker(
         ConfigError: a bad argument, config field or environment value (at this call).
         TypeError: the decorated object is not callable.
     """
+    beyond: dict[str, Any] = {
+        "window": window,
+        "open_backoff": open_backoff,
+        "exclude": exclude,
+        "is_failure": is_failure,
+        "is_failure_result": is_failure_result,
+    }
     template = CircuitBreaker(
         name or "<template>",
         failure_threshold,
@@ -502,11 +509,7 @@ def circuit_breaker(
         half_open_max_calls=half_open_max_calls,
         config=config,
         clock=clock,
-        window=window,
-        open_backoff=open_backoff,
-        exclude=exclude,
-        is_failure=is_failure,
-        is_failure_result=is_failure_result,
+        **beyond,
     )
     settled: Sequence[Any] = (
         template.failure_threshold,
@@ -521,11 +524,7 @@ def circuit_breaker(
             *settled,
             half_open_max_calls=template.half_open_max_calls,
             clock=clock,
-            window=window,
-            open_backoff=open_backoff,
-            exclude=exclude,
-            is_failure=is_failure,
-            is_failure_result=is_failure_result,
+            **beyond,
         )
         return breaker(fn)
 

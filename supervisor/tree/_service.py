@@ -64,16 +64,8 @@ from ..rules._breaker import Refusal as BreakerRefusal
 from ..rules._bulkhead import BulkheadCore
 from ..rules._cache import MISS, TtlLruCache
 from ..rules._rate_breaker import RateBreakerCore
-from ..rules._retry_plan import RetryPlan
 from ._service_ref import ServiceRef
-from ._service_rules import (
-    breaker_options,
-    error_delay,
-    result_delay,
-    retry_plan,
-    settle_error,
-    settle_result,
-)
+from ._service_rules import RetryStep, breaker_options, settle_error, settle_result
 from ._specs import FallbackSpec, ServiceSpec
 
 if TYPE_CHECKING:
@@ -198,7 +190,9 @@ class GuardedService:
         self._bulkhead: BulkheadCore[trio.lowlevel.Task] = BulkheadCore(
             spec.bulkhead.max_concurrent, spec.bulkhead.max_queued
         )
-        self._retry: RetryPlan | None = None if spec.retry is None else retry_plan(spec.retry)
+        self._retry: RetryStep | None = (
+            None if spec.retry is None else RetryStep(spec.retry, bus=bus, path=path, rng=self._rng)
+        )
         fallback = spec.fallback
         self._fallback: FallbackSpec | None = fallback
         self._cache: TtlLruCache[Hashable, Any] | None = (
@@ -285,7 +279,7 @@ class GuardedService:
             refused=self.refused,
             fallbacks=self.fallbacks,
             retries=self.retries,
-            retries_refused=0 if plan is None or plan.budget is None else plan.budget.refused,
+            retries_refused=0 if plan is None else plan.refused,
         )
 
     def __repr__(self) -> str:
@@ -478,18 +472,8 @@ class GuardedService:
                 now = trio.current_time()
                 again = (
                     None
-                    if plan is None or plan.retry_on_result is None
-                    else result_delay(
-                        plan,
-                        bus,
-                        path,
-                        attempt=attempt,
-                        result=result,
-                        rng=self._rng,
-                        now=now,
-                        started=started,
-                        deadline=deadline,
-                    )
+                    if plan is None or not plan.by_result
+                    else plan.after_result(attempt, result, now, started=started, deadline=deadline)
                 )
                 if again is None:
                     # The outcome's event first, then the breaker change it caused (if any).
@@ -519,17 +503,7 @@ class GuardedService:
                 delay = (
                     None
                     if plan is None
-                    else error_delay(
-                        plan,
-                        bus,
-                        path,
-                        attempt=attempt,
-                        error=error,
-                        rng=self._rng,
-                        now=now,
-                        started=started,
-                        deadline=deadline,
-                    )
+                    else plan.after_error(attempt, error, now, started=started, deadline=deadline)
                 )
                 if delay is None:
                     self.failed += 1

@@ -25,14 +25,7 @@ if TYPE_CHECKING:
     from ..observe._bus import EventBus
     from ._specs import BreakerSpec, RetrySpec
 
-__all__ = [
-    "breaker_options",
-    "error_delay",
-    "result_delay",
-    "retry_plan",
-    "settle_error",
-    "settle_result",
-]
+__all__ = ["RetryStep", "breaker_options", "retry_plan", "settle_error", "settle_result"]
 
 
 def breaker_options(spec: BreakerSpec) -> dict[str, Any]:
@@ -81,62 +74,71 @@ def settle_error(core: BreakerCore, permit: Permit, error: Exception, now: float
         core.record(permit, now, core.classify_error(error))
 
 
-def _gave_up(
-    bus: EventBus[Any],
-    path: str,
-    now: float,
-    *,
-    attempt: int,
-    reason: GiveUpReason,
-    error: BaseException | None,
-) -> None:
-    bus.publish(RetryGaveUp(path=path, at=now, attempts=attempt, reason=reason, error=error))
+class RetryStep:
+    """A service's retry plan (with its own budget, if its spec has one), bound to where its
+    give-ups are published and to the service's jitter source.
 
+    Raises:
+        ConfigError: a bad value (the spec checked most already).
+    """
 
-def error_delay(
-    plan: RetryPlan,
-    bus: EventBus[Any],
-    path: str,
-    *,
-    attempt: int,
-    error: Exception,
-    rng: random.Random,
-    now: float,
-    started: float,
-    deadline: float,
-) -> float | None:
-    """Seconds before the next attempt after ``error``, or ``None`` to give up (after publishing
-    :class:`~supervisor.RetryGaveUp` with the reason)."""
-    decision = plan.after_error(
-        attempt, error, rng=rng, now=now, started=started, deadline=deadline
-    )
-    if type(decision) is GiveUpReason:
-        _gave_up(bus, path, now, attempt=attempt, reason=decision, error=error)
-        return None
-    return decision  # type: ignore[return-value]
+    __slots__ = ("_bus", "_path", "_rng", "plan")
 
+    def __init__(
+        self, spec: RetrySpec, *, bus: EventBus[Any], path: str, rng: random.Random
+    ) -> None:
+        self.plan = retry_plan(spec)
+        """The pure plan."""
+        self._bus, self._path, self._rng = bus, path, rng
 
-def result_delay(
-    plan: RetryPlan,
-    bus: EventBus[Any],
-    path: str,
-    *,
-    attempt: int,
-    result: Any,
-    rng: random.Random,
-    now: float,
-    started: float,
-    deadline: float,
-) -> tuple[float, RetryableResult] | None:
-    """After an attempt returned ``result``: ``None`` to answer with it (accepted, or retrying
-    stopped: then :class:`~supervisor.RetryGaveUp` is published first), else the delay before
-    the next attempt and the error that stands for the result in the attempt's events."""
-    decision = plan.after_result(
-        attempt, result, rng=rng, now=now, started=started, deadline=deadline
-    )
-    if decision is None:
-        return None
-    if type(decision) is GiveUpReason:
-        _gave_up(bus, path, now, attempt=attempt, reason=decision, error=None)
-        return None
-    return decision, RetryableResult(result)  # type: ignore[return-value]
+    @property
+    def by_result(self) -> bool:
+        """Whether replies may be retried (the spec has ``retry_on_result``)."""
+        return self.plan.retry_on_result is not None
+
+    @property
+    def refused(self) -> int:
+        """Retries the budget refused, in total (0 without a budget)."""
+        budget = self.plan.budget
+        return 0 if budget is None else budget.refused
+
+    def start(self, now: float) -> None:
+        """A request's first attempt starts at ``now`` (the budget counts it)."""
+        self.plan.start(now)
+
+    def _gave_up(
+        self, now: float, attempt: int, reason: GiveUpReason, error: BaseException | None
+    ) -> None:
+        self._bus.publish(
+            RetryGaveUp(path=self._path, at=now, attempts=attempt, reason=reason, error=error)
+        )
+
+    def after_error(
+        self, attempt: int, error: Exception, now: float, *, started: float, deadline: float
+    ) -> float | None:
+        """Seconds before the next attempt after ``error``, or ``None`` to give up (after
+        publishing :class:`~supervisor.RetryGaveUp` with the reason)."""
+        decision = self.plan.after_error(
+            attempt, error, rng=self._rng, now=now, started=started, deadline=deadline
+        )
+        if type(decision) is GiveUpReason:
+            self._gave_up(now, attempt, decision, error)
+            return None
+        return decision  # type: ignore[return-value]
+
+    def after_result(
+        self, attempt: int, result: Any, now: float, *, started: float, deadline: float
+    ) -> tuple[float, RetryableResult] | None:
+        """After an attempt returned ``result``: ``None`` to answer with it (accepted, or
+        retrying stopped: then :class:`~supervisor.RetryGaveUp` is published first), else the
+        delay before the next attempt and the error that stands for the result in the attempt's
+        events."""
+        decision = self.plan.after_result(
+            attempt, result, rng=self._rng, now=now, started=started, deadline=deadline
+        )
+        if decision is None:
+            return None
+        if type(decision) is GiveUpReason:
+            self._gave_up(now, attempt, decision, None)
+            return None
+        return decision, RetryableResult(result)  # type: ignore[return-value]
