@@ -10,7 +10,7 @@ import sys
 import trio
 from rich.console import Console
 
-from . import actors_bench, rules_bench, rules_more_bench, tree_bench
+from . import actors_bench, otel_bench, rules_bench, rules_more_bench, tree_bench
 from ._harness import Report
 
 SECTIONS = {
@@ -18,6 +18,7 @@ SECTIONS = {
     "rules": rules_bench.run,
     "rules+": rules_more_bench.run,
     "tree": tree_bench.run,
+    "otel": otel_bench.run,
 }
 
 

@@ -39,6 +39,7 @@ from .guards._retry_ext import Retrying as Retrying
 from .guards._throttle import throttle as throttle
 from .guards._timeout import TimeoutBudget as TimeoutBudget
 from .guards._timeout import timeout as timeout
+from .observe._bus import CallTracer as CallTracer
 from .observe._bus import EventBus as EventBus
 from .observe._bus import SubscriberFailed as SubscriberFailed
 from .observe._bus import Subscription as Subscription
@@ -58,6 +59,8 @@ from .observe._events import RetryScheduled as RetryScheduled
 from .observe._events import TreeEvent as TreeEvent
 from .observe._logging import EventLogger as EventLogger
 from .observe._metrics import Metrics as Metrics
+from .observe._otel import OpenTelemetryExporter as OpenTelemetryExporter
+from .observe._otel import OpenTelemetryStatistics as OpenTelemetryStatistics
 from .observe._prometheus import PrometheusCollector as PrometheusCollector
 from .observe._prometheus import prometheus_text as prometheus_text
 from .observe._snapshot import EventSnapshot as EventSnapshot
@@ -116,6 +119,7 @@ __all__ = [
     "BulkheadFullError",
     "BulkheadSpec",
     "BulkheadStatistics",
+    "CallTracer",
     "ChangeReason",
     "ChildCrashed",
     "ChildInfo",
@@ -148,6 +152,8 @@ __all__ = [
     "Monitor",
     "NodeSnapshot",
     "OpenBackoff",
+    "OpenTelemetryExporter",
+    "OpenTelemetryStatistics",
     "OperationTimeout",
     "PrometheusCollector",
     "RateLimitExceeded",

@@ -3,7 +3,8 @@
 ``monitor ADDRESS`` attaches to a program serving snapshots (see :func:`supervisor.console._attach.
 serve_snapshots`) and shows them live, refreshed every ``--interval`` seconds; a program that goes
 away is shown as "disconnected (retrying)" and picked up again when it returns. ``--once`` prints
-one snapshot as text and ``--json`` as one line of JSON, then exit 0.
+one snapshot as text and ``--json`` as one line of JSON, then exit 0. ``--watch SERVICE`` shows
+that one service instead: its last minute as sparklines, its breaker's transitions and its events.
 
 Exit codes: 0 success; 2 a bad address or option, or (with ``--once``/``--json``) nothing
 listening, no answer in time, or an answer that is not a snapshot (one line on stderr); 130 the
@@ -23,8 +24,10 @@ from rich.console import Console
 
 from .._config import seconds_argument
 from ..console._attach import Address, AttachError, fetch_snapshot, parse_address
+from ..console._history import ServiceHistory
 from ..console._monitor import Monitor
 from ..console._render import render
+from ..console._watch import render_watch
 from ..observe._snapshot import SystemSnapshot, snapshot_to_json
 
 __all__ = ["main"]
@@ -62,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds to wait for an answer (default 5)",
     )
+    watch.add_argument(
+        "--watch",
+        metavar="SERVICE",
+        default=None,
+        help="show one service (its path or name): its last minute, breaker changes and events",
+    )
     commands.add_parser(
         "demo",
         help="run the demonstration program (arguments are passed through)",
@@ -80,15 +89,24 @@ def _monitor(options: argparse.Namespace) -> int:
         address = parse_address(options.address)
     except AttachError as exc:
         return _fail(str(exc))
+    if options.watch is not None and (options.json or not options.watch):
+        return _fail("--watch needs a service name and shows a view (not with --json)")
     if options.once or options.json:
         try:
             snapshot = trio.run(fetch_snapshot, address, options.timeout)
         except AttachError as exc:
             return _fail(str(exc))
+        if options.watch is not None:
+            history = ServiceHistory(options.watch)
+            if not history.record(snapshot):
+                return _fail(str(history.problem))
+            console = Console()
+            console.print(render_watch(snapshot, history, width=console.width))
+            return 0
         _print_once(snapshot, as_json=options.json)
         return 0
     try:
-        trio.run(_live, address, options.interval, options.timeout)
+        trio.run(_live, address, options.interval, options.timeout, options.watch)
     except KeyboardInterrupt:  # the way to quit the live view; the process ends here
         return _INTERRUPTED
     return 0
@@ -103,11 +121,11 @@ def _print_once(snapshot: SystemSnapshot, *, as_json: bool) -> None:
     console.print(render(snapshot, width=console.width))
 
 
-async def _live(address: Address, interval: float, timeout: float) -> None:  # noqa: ASYNC109 - per fetch, passed on to fetch_snapshot
+async def _live(address: Address, interval: float, timeout: float, watch: str | None) -> None:  # noqa: ASYNC109 - per fetch, passed on to fetch_snapshot
     async def fetch() -> SystemSnapshot:
         return await fetch_snapshot(address, timeout)
 
-    await Monitor(fetch, interval=interval).run()
+    await Monitor(fetch, interval=interval, watch=watch).run()
 
 
 def _demo(argv: Sequence[str]) -> int:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import functools
 import math
 import random
 import sys
@@ -62,7 +63,7 @@ from ._demo_backends import (
     _Chaos,
     _tree_spec,
 )
-from ._demo_summary import _TABLE_WIDTH, DemoSummary, ServiceSummary, summary_lines, summary_table
+from ._demo_summary import DemoSummary, ServiceSummary, summary_table
 
 # -- the run -----------------------------------------------------------------------------------
 
@@ -94,6 +95,7 @@ class _Run:
     over_budget: collections.Counter[str] = attrs.field(factory=collections.Counter)
     paths: list[str] = attrs.field(factory=list)
     final: dict[str, ServiceSummary] = attrs.field(factory=dict)
+    watch: str | None = None
 
     def say(self, text: str) -> None:
         self.console.print(f"[dim]{trio.current_time() - self.start:6.1f}s[/] {text}")
@@ -249,6 +251,8 @@ async def run_demo(
     seed: int = 0,
     console: Console | None = None,
     live: bool = True,
+    *,
+    watch: str | None = None,
 ) -> DemoSummary:
     """Run the demo for ``duration`` seconds of trio time and print its summary table.
 
@@ -262,6 +266,7 @@ async def run_demo(
         console: where to print (default: a new :class:`rich.console.Console`).
         live: show the live monitor when ``console`` is a terminal; otherwise (or with
             ``live=False``) print a plain text snapshot every few seconds.
+        watch: a service the live view shows alone (see :class:`~supervisor.Monitor`).
 
     Returns:
         The summary (also printed as a table).
@@ -276,7 +281,9 @@ async def run_demo(
         raise ValueError(f"`duration` must be a finite number > 0 (got {duration!r})")
     console = console if console is not None else Console()
     use_monitor = live and console.is_terminal
-    run = _Run(seed=seed, duration=float(duration), console=console, plain=not use_monitor)
+    run = _Run(
+        seed=seed, duration=float(duration), console=console, plain=not use_monitor, watch=watch
+    )
     backends = {plan.name: _Backend(name=plan.name, latency=plan.latency) for plan in _PLANS}
     run.paths = [f"app/{plan.supervisor}/{plan.name}" for plan in _PLANS]
     bus: EventBus[Any] = EventBus()
@@ -297,10 +304,7 @@ async def run_demo(
         if tree is not None and not run.final:
             run.record_final(tree)  # interrupted: the numbers so far, of the stopped tree
         summary = run.summary(interrupted=interrupted)
-        if console.width >= _TABLE_WIDTH:
-            console.print(summary_table(summary))
-        else:
-            console.print("\n".join(summary_lines(summary)), highlight=False)
+        console.print(summary_table(summary, width=console.width))
     return summary
 
 
@@ -312,7 +316,7 @@ async def _drive(
     async with trio.open_nursery() as shows:
         if use_monitor:
             # The monitor stops with the nursery; its first view is drawn before the callers run.
-            await shows.start(_monitor_beside, tree, run.console)
+            await shows.start(_monitor_beside, tree, run.console, run.watch)
         else:
             every = 5.0 if run.duration >= 15 else max(0.5, run.duration / 3)
             shows.start_soon(run.plain_snapshots, tree, every)
@@ -327,9 +331,13 @@ async def _drive(
 
 
 async def _monitor_beside(
-    tree: Tree, console: Console, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    tree: Tree,
+    console: Console,
+    watch: str | None = None,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    async with monitor(tree, interval=0.5, console=console):
+    async with monitor(tree, interval=0.5, console=console, watch=watch):
         task_status.started()
         await trio.sleep_forever()
 
@@ -351,6 +359,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--plain", action="store_true", help="print plain text snapshots, not the live view"
     )
+    parser.add_argument(
+        "--watch",
+        metavar="SERVICE",
+        default=None,
+        help="the live view shows this service alone (its last minute, breaker changes, events)",
+    )
     return parser
 
 
@@ -366,7 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A pipe or a log file: wide enough for the snapshot lines and the summary table.
         console = Console(width=max(console.width, 132))
     try:
-        trio.run(run_demo, args.duration, seed, console, not args.plain)
+        trio.run(
+            functools.partial(run_demo, watch=args.watch),
+            args.duration,
+            seed,
+            console,
+            not args.plain,
+        )
     except KeyboardInterrupt:
         console.print(f"interrupted; run it again with --seed {seed}")
         return _INTERRUPTED

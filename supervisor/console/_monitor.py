@@ -23,7 +23,9 @@ from .._errors import ConfigError
 from ..observe._snapshot import SystemSnapshot
 from ..observe._source import SnapshotSource, SupportsSnapshot, as_snapshot_source
 from ._feed import Feed, FeedState
+from ._history import ServiceHistory
 from ._render import render
+from ._watch import render_watch
 
 # -- the trio shell --------------------------------------------------------------------------
 
@@ -53,6 +55,10 @@ class Monitor:
         interval: seconds between refreshes, start to start (> 0).
         console: where to draw (default: a new ``rich.console.Console()`` on stdout).
         max_events: events to show (default: as many as fit, see :func:`render`).
+        watch: a service (its path, its path below the root, or its name) to show alone: its
+            last minute as sparklines, its breaker's transitions and its events (see
+            :func:`~supervisor.console._watch.render_watch`); the history is kept in
+            :attr:`history`, bounded to the last 60 seconds.
 
     On a terminal console the view is a ``rich.live.Live(auto_refresh=False)`` redrawn only by
     :meth:`run`'s trio task, so rich starts no thread. On any other console (a pipe, a log file)
@@ -64,7 +70,8 @@ class Monitor:
     propagate.
 
     Raises:
-        ConfigError: ``interval`` is not a finite number > 0, or ``max_events`` < 0.
+        ConfigError: ``interval`` is not a finite number > 0, ``max_events`` < 0, or ``watch``
+            is empty.
         TypeError: ``source`` has no ``snapshot()`` and is not callable.
     """
 
@@ -75,6 +82,7 @@ class Monitor:
         interval: float = 1.0,
         console: Console | None = None,
         max_events: int | None = None,
+        watch: str | None = None,
     ) -> None:
         if not (isinstance(interval, int | float) and math.isfinite(interval) and interval > 0):
             raise ConfigError(f"`interval` must be a finite number > 0 (got {interval!r})")
@@ -85,6 +93,8 @@ class Monitor:
         self.console = console if console is not None else Console()
         self.max_events = max_events
         self.feed = Feed()
+        self.history = None if watch is None else ServiceHistory(watch)
+        """The watched service's history (``None`` without ``watch``)."""
         self._refreshes = 0
         self._live: Live | None = None
 
@@ -107,13 +117,20 @@ class Monitor:
     def view(self) -> RenderableType:
         """The current view (what the next draw shows), at the console's size."""
         now = trio.current_time()
-        height = self.console.height if self.console.is_terminal else None
+        console = self.console
+        height = console.height if console.is_terminal else None
+        status = self.feed.status(now)
+        if self.history is not None:
+            return render_watch(
+                self.feed.snapshot, self.history, width=console.width, height=height, status=status
+            )
         return render(
             self.feed.snapshot,
-            width=self.console.width,
+            width=console.width,
             height=height,
-            status=self.feed.status(now),
+            status=status,
             max_events=self.max_events,
+            legend=console.is_terminal and console.color_system is not None,
         )
 
     async def poll(self) -> FeedState:
@@ -130,6 +147,8 @@ class Monitor:
         if not isinstance(snapshot, SystemSnapshot):
             reason = f"the source returned {type(snapshot).__name__}, not a SystemSnapshot"
             return self.feed.on_failure(reason, trio.current_time())
+        if self.history is not None:
+            self.history.record(snapshot)
         return self.feed.on_snapshot(snapshot, trio.current_time())
 
     def draw(self) -> None:
@@ -181,18 +200,19 @@ async def monitor(
     interval: float = 1.0,
     console: Console | None = None,
     max_events: int | None = None,
+    watch: str | None = None,
 ) -> AsyncIterator[Monitor]:
     """Show a live monitor beside the running application for the body of ``async with``.
 
     ``async with supervisor.monitor(tree):`` draws the tree's snapshot every ``interval`` seconds
-    (see :class:`Monitor` for ``source``, the terminal and non-terminal behaviour, and errors).
-    The first view is drawn before the body starts. Leaving the block (normally, by an exception
-    or by cancellation) stops the monitor; the body's exception propagates unchanged.
+    (see :class:`Monitor` for ``source``, ``watch``, the terminal and non-terminal behaviour,
+    and errors). The first view is drawn before the body starts. Leaving the block (normally, by
+    an exception or by cancellation) stops the monitor; the body's exception propagates unchanged.
 
     Raises:
         ConfigError, TypeError: as :class:`Monitor`, on entry.
     """
-    shown = Monitor(source, interval=interval, console=console, max_events=max_events)
+    shown = Monitor(source, interval=interval, console=console, max_events=max_events, watch=watch)
     body_error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         await nursery.start(shown.run)

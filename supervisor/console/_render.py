@@ -11,13 +11,16 @@ from rich.text import Text
 from rich.tree import Tree as RichTree
 
 from .._errors import ConfigError
-from ..observe._snapshot import EventSnapshot, NodeSnapshot, ServiceSnapshot, SystemSnapshot
+from ..observe._snapshot import NodeSnapshot, ServiceSnapshot, SystemSnapshot
+from ._collapse import FOLD_LEVELS, EventRow, Shown, collapse, fold
 
 WIDE: Final = 120
 """From this many columns on, :func:`render` uses the wide layout."""
 
 _COMPACT_EVENTS: Final = 5
 _WIDE_EVENTS: Final = 10
+MIN_EVENTS: Final = 5
+"""Rows the events pane keeps on a terminal of given height: the tree folds to make room."""
 
 # -- rendering (pure) ------------------------------------------------------------------------
 
@@ -41,8 +44,10 @@ def _state_text(state: str) -> Text:
     return Text(state, style=_STATE_STYLE.get(state, ""))
 
 
-def _node_label(node: NodeSnapshot) -> Text:
+def _node_label(node: NodeSnapshot, folded: tuple[str, ...] = ()) -> Text:
     label = Text.assemble((node.name, "bold"), (f" [{node.kind}] ", "dim"), _state_text(node.state))
+    label.no_wrap = True
+    label.overflow = "ellipsis"
     if node.restart_budget is not None:
         style = "red" if node.restart_budget == 0 else ""
         label.append("  budget ", style="dim")
@@ -53,18 +58,38 @@ def _node_label(node: NodeSnapshot) -> Text:
     if node.breaker is not None:
         label.append("  breaker ", style="dim")
         label.append_text(_breaker_text(node.breaker))
+    if folded:
+        label.append(f"  +{len(folded)} fine: ", style="dim")
+        label.append(", ".join(folded), style="green")
     return label
 
 
-def _add_children(branch: RichTree, node: NodeSnapshot) -> None:
-    for child in node.children:
-        _add_children(branch.add(_node_label(child)), child)
+def _add_children(branch: RichTree, shown: Shown) -> None:
+    for child in shown.children:
+        _add_children(branch.add(_node_label(child.node, child.folded)), child)
 
 
-def _tree_view(root: NodeSnapshot) -> RichTree:
-    tree = RichTree(_node_label(root), guide_style="dim")
+def _tree_view(root: Shown) -> RichTree:
+    tree = RichTree(_node_label(root.node, root.folded), guide_style="dim")
     _add_children(tree, root)
     return tree
+
+
+def legend_line() -> Text:
+    """The line that says what the colours mean (breaker states, health, node states)."""
+    text = Text("key: ", style="dim", no_wrap=True, overflow="ellipsis")
+    for state in ("closed", "half_open", "open"):
+        text.append(state, style=_BREAKER_STYLE[state])
+        text.append(" ")
+    text.append("· health ", style="dim")
+    for label, style in (("90+", "green"), ("50+", "yellow"), ("<50", "red")):
+        text.append(label, style=style)
+        text.append(" ")
+    text.append("· ", style="dim")
+    text.append_text(
+        Text(" ").join(_state_text(state) for state in ("running", "restarting", "parked"))
+    )
+    return text
 
 
 def _nodes_by_path(node: NodeSnapshot, into: dict[str, NodeSnapshot]) -> dict[str, NodeSnapshot]:
@@ -72,10 +97,6 @@ def _nodes_by_path(node: NodeSnapshot, into: dict[str, NodeSnapshot]) -> dict[st
     for child in node.children:
         _nodes_by_path(child, into)
     return into
-
-
-def _count_nodes(node: NodeSnapshot) -> int:
-    return 1 + sum(_count_nodes(child) for child in node.children)
 
 
 def _ms(value: float) -> str:
@@ -163,9 +184,7 @@ def _services_table(snapshot: SystemSnapshot, *, width: int) -> Table:
     return table
 
 
-def _events_table(
-    snapshot: SystemSnapshot, events: tuple[EventSnapshot, ...], *, wide: bool
-) -> Table:
+def _events_table(snapshot: SystemSnapshot, events: tuple[EventRow, ...], *, wide: bool) -> Table:
     table = _table("Latest events", expand=True)
     wheres = [_relative(event.path, snapshot.tree.path) for event in events]
     if not wide:
@@ -183,7 +202,8 @@ def _events_table(
     )
     table.add_column("Detail", no_wrap=True, overflow="ellipsis", ratio=1)
     for at, kind, where, event in zip(times, kinds, wheres, events, strict=True):
-        table.add_row(at, kind, where, event.detail)
+        detail = event.detail if event.count == 1 else f"{event.count}\u00d7 {event.detail}"
+        table.add_row(at, kind, where, detail)
     if not events:
         table.add_row("", "", "", Text("none yet", style="dim"))
     return table
@@ -205,15 +225,28 @@ def _header(snapshot: SystemSnapshot | None, status: str | None) -> RenderableTy
     return Group(header, Text(status, style="bold yellow", no_wrap=True, overflow="ellipsis"))
 
 
-def _events_room(snapshot: SystemSnapshot, height: int | None, *, wide: bool, status: bool) -> int:
+def _layout(
+    snapshot: SystemSnapshot, height: int | None, *, wide: bool, status: bool, legend: bool
+) -> tuple[Shown, int, bool]:
+    # The tree as drawn, the events rows and whether the legend fits: the least folding that
+    # leaves MIN_EVENTS rows to the events (and, wide, a tree no taller than the events pane).
     if height is None:
-        return _WIDE_EVENTS if wide else _COMPACT_EVENTS
+        return fold(snapshot.tree, 0), _WIDE_EVENTS if wide else _COMPACT_EVENTS, legend
     header = 2 if status else 1
     services = 3 + (len(snapshot.services) or 1)  # title, head, rule, rows
     events_chrome = 3  # title, head, rule
-    tree = 0 if wide else _count_nodes(snapshot.tree)  # wide: the tree sits beside the events
-    room = height - 1 - header - services - events_chrome - tree  # one line left for the cursor
-    return max(1, room)
+    room = 0
+    for level in range(FOLD_LEVELS):
+        shown = fold(snapshot.tree, level)
+        tree = shown.lines()
+        # One line is left for the cursor; wide: the tree sits beside the events.
+        room = height - 1 - header - services - events_chrome - (0 if wide else tree)
+        if room >= MIN_EVENTS and (not wide or tree <= room + events_chrome):
+            break
+    room = max(1, room)
+    if legend and room > MIN_EVENTS:
+        return shown, room - 1, True
+    return shown, room, False
 
 
 def render(
@@ -223,6 +256,7 @@ def render(
     height: int | None = None,
     status: str | None = None,
     max_events: int | None = None,
+    legend: bool = False,
 ) -> RenderableType:
     """The monitor's view of ``snapshot``, laid out for a terminal ``width`` columns wide.
 
@@ -231,7 +265,13 @@ def render(
     calls/s, p50, p99, errors, fallbacks) and the service column shows the last part of the path.
     From :data:`WIDE` on, the tree and the events sit side by side above a table that adds the
     breaker, refusals, retries and restarts. ``height`` (lines), when given, bounds how many events
-    are shown so that the view fits; else 5 (compact) or 10 (wide). ``max_events`` overrides both.
+    are shown so that the view fits, and when fewer than :data:`MIN_EVENTS` (5) would fit, the
+    tree folds what is fine (see :func:`~supervisor.console._collapse.fold`) until they do; with
+    no ``height``, 5 (compact) or 10 (wide) and no folding. ``max_events`` overrides the count.
+    Repeated events are one row per (kind, where) with their count and the last time (see
+    :func:`~supervisor.console._collapse.collapse`). ``legend`` adds the line that says what the
+    colours mean (under the header; with a ``height``, only where it leaves the events at least
+    6 rows).
     ``status``, when given, is shown under the header (e.g. "disconnected (retrying)").
     ``snapshot=None`` renders only the header and status (nothing received yet).
 
@@ -246,17 +286,21 @@ def render(
     if snapshot is None:
         return header
     wide = width >= WIDE
-    count = max_events
-    if count is None:
-        count = _events_room(snapshot, height, wide=wide, status=status is not None)
-    events = snapshot.events[-count:] if count else ()
-    tree = _tree_view(snapshot.tree)
+    shown, count, with_legend = _layout(
+        snapshot, height, wide=wide, status=status is not None, legend=legend
+    )
+    if max_events is not None:
+        count = max_events
+    rows = collapse(snapshot.events)
+    events = rows[-count:] if count else ()
+    tree = _tree_view(shown)
     services = _services_table(snapshot, width=width)
     latest = _events_table(snapshot, events, wide=wide)
+    top_lines: list[RenderableType] = [header, legend_line()] if with_legend else [header]
     if not wide:
-        return Group(header, tree, services, latest)
+        return Group(*top_lines, tree, services, latest)
     top = Table.grid(padding=(0, 3), expand=True)
     top.add_column(no_wrap=True, overflow="ellipsis", max_width=width // 2)
     top.add_column(ratio=1)
     top.add_row(tree, latest)
-    return Group(header, top, services)
+    return Group(*top_lines, top, services)

@@ -1,5 +1,6 @@
 """What a running system reports: events, the event bus, per-service aggregates, the metrics hub
-and health from events, snapshots as plain data, and the exporters (logging, Prometheus).
+and health from events, snapshots as plain data, and the exporters (logging, Prometheus,
+OpenTelemetry).
 
 What may live here: code that consumes events and produces numbers, text or snapshots.
 What may not: any import of the tree, of actors or of rich. The tree hands metrics what they need

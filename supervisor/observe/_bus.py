@@ -16,14 +16,14 @@ function call per subscriber:
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import attrs
 import trio
 
-__all__ = ["EventBus", "SubscriberFailed", "Subscription"]
+__all__ = ["CallTracer", "EventBus", "SubscriberFailed", "Subscription"]
 
 E = TypeVar("E")
 
@@ -119,10 +119,26 @@ class Subscription(Generic[E]):
         return f"<Subscription {len(self._buffer)}/{self._maxlen} buffered, {self.dropped} dropped>"
 
 
+class CallTracer(Protocol):
+    """What wraps every call to a guarded service publishing on a bus whose
+    :attr:`EventBus.call_tracer` is set (an exporter of spans, e.g. the OpenTelemetry one)."""
+
+    async def trace(
+        self, path: str, deadline: float, call: Callable[..., Awaitable[Any]], *args: Any
+    ) -> Any:
+        """Return (or raise) what ``await call(*args)`` does, around it: ``path`` is the
+        service's, ``deadline`` the call's trio deadline (``inf``: none). The events the call
+        publishes are published in the caller's task, from inside ``call``."""
+        ...
+
+
 class EventBus(Generic[E]):
     """Fans each published event out to callback and stream subscribers without ever blocking."""
 
     def __init__(self) -> None:
+        self.call_tracer: CallTracer | None = None
+        """The hook wrapping every call of the guarded services publishing here (``None``, the
+        default, costs one attribute check per call). Set by an exporter of spans."""
         self._callbacks: list[Callable[[Any], object]] = []
         self._subscriptions: set[Subscription[E]] = set()
         self._closed = False

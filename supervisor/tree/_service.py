@@ -322,6 +322,17 @@ class GuardedService:
         else:
             seconds = DURATION.check("timeout", timeout)
         deadline = _INF if seconds is None else now + seconds
+        tracer = self._bus.call_tracer  # None unless an exporter traces calls: one check
+        if tracer is not None:
+            return await tracer.trace(
+                self.path, deadline, self._answer, request, now, deadline, seconds
+            )
+        return await self._answer(request, now, deadline, seconds)
+
+    async def _answer(
+        self, request: Any, now: float, deadline: float, seconds: float | None
+    ) -> Any:
+        # Steps 2-7, within ``deadline``.
         if self._fallback is None:
             return await self._attempts(request, now, deadline, seconds)
         try:

@@ -257,3 +257,35 @@ def test_demo_missing_is_a_clear_error(
     assert capsys.readouterr().err == (
         "python -m supervisor demo: the demo is not available in this build\n"
     )
+
+
+@pytest.mark.parametrize("columns", [80, 140])
+def test_once_with_watch_prints_one_service(
+    served: tuple[str, subprocess.Popen[bytes]], columns: int
+) -> None:
+    """`--once --watch NAME` prints the watch view of that service and exits 0."""
+    path, _ = served
+    result = monitor(path, "--once", "--watch", "payments", columns=columns)
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("Watching backend/payments  parked  breaker open")
+    assert [line.split()[0] for line in lines[2:5]] == ["calls/s", "p99", "errors"]
+    assert "Breaker transitions" in result.stdout
+    assert "Latest events of payments" in result.stdout
+    assert max(len(line) for line in lines) <= columns
+
+
+def test_watch_of_an_unknown_service_or_with_json_exits_2(
+    served: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    """`--watch` of a service the program does not have, or with `--json`, is one line on
+    stderr and exit code 2."""
+    path, _ = served
+    unknown = monitor(path, "--once", "--watch", "nope")
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith(
+        "python -m supervisor monitor: no service named 'nope' (services: backend/payments,"
+    )
+    as_json = monitor(path, "--json", "--watch", "payments")
+    assert as_json.returncode == 2
+    assert "--watch" in as_json.stderr

@@ -17,7 +17,7 @@ import trio.testing
 from rich.console import Console
 
 from supervisor.app._demo import main, run_demo
-from supervisor.app._demo_summary import DemoSummary
+from supervisor.app._demo_summary import DemoSummary, ServiceSummary, summary_table
 
 SERVICES = ("api-gateway", "auth", "db", "cache", "payments", "search")
 COLUMNS = ("calls", "ok", "failed", "refused", "fallbacks", "retries", "restarts", "opens")
@@ -65,6 +65,38 @@ def test_summary_table_has_a_row_per_service(
             f"{row.health:.0f}",
         ]
         assert rows[name][1:] == expected
+
+
+def test_the_summary_fits_80_columns(
+    twice: tuple[tuple[DemoSummary, str], tuple[DemoSummary, str]],
+) -> None:
+    """At 80 columns the summary is a table of the counts and health, no wider than 80, with a
+    caption for how the services ended."""
+    summary, _ = twice[0]
+    console = Console(width=80, record=True, color_system=None, file=io.StringIO())
+    console.print(summary_table(summary, width=80))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0].startswith("summary: seed 7, 10s")
+    assert lines[1].split() == ["service", *COLUMNS, "health"]
+    rows = [line.split() for line in lines[3:9]]
+    assert [row[0] for row in rows] == list(SERVICES)
+    for row, service in zip(rows, summary.services, strict=True):
+        assert row[1:] == [
+            str(value)
+            for value in (
+                service.calls,
+                service.ok,
+                service.failed,
+                service.refused,
+                service.fallbacks,
+                service.retries,
+                service.restarts,
+                service.breaker_opens,
+                f"{service.health:.0f}",
+            )
+        ]
+    assert lines[9].startswith("at the end")
 
 
 def test_the_show_happens(
@@ -167,3 +199,34 @@ def test_command_line_demo() -> None:
         assert f"\n{name} " in result.stdout[title:]
     for column in COLUMNS:
         assert f" {column} " in result.stdout[title:]  # wide enough: no header is cut short
+
+
+def test_the_compact_summary_names_services_that_did_not_end_well() -> None:
+    """The 80-column caption lists each service not running with a closed breaker at the end."""
+
+    def row(name: str, state: str, breaker: str) -> ServiceSummary:
+        return ServiceSummary(
+            path=f"app/backend/{name}",
+            calls=1,
+            ok=1,
+            failed=0,
+            refused=0,
+            fallbacks=0,
+            retries=0,
+            restarts=0,
+            breaker_opens=0,
+            breaker=breaker,
+            state=state,
+            health=100.0,
+        )
+
+    summary = DemoSummary(
+        seed=1,
+        duration=5.0,
+        services=(row("db", "running", "closed"), row("payments", "parked", "open")),
+    )
+    console = Console(width=80, record=True, color_system=None, file=io.StringIO())
+    console.print(summary_table(summary, width=80))
+    assert console.export_text().splitlines()[-1].rstrip() == (
+        "at the end: payments parked, breaker open"
+    )
