@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import actors
 import supervisor
+from supervisor.tree._specs import BreakerSpec, RetrySpec, ServiceSpec, SupervisorSpec
+from supervisor.tree._tree import run_tree
 
 from ._harness import Figure, Report, paired_async
 
@@ -72,6 +75,53 @@ def _retries() -> dict[str, Callable[[], Awaitable[int]]]:
     }
 
 
+class _Echo(actors.Actor[Any]):
+    async def receive(self, message: Any) -> Any:
+        return message
+
+
+def _services() -> SupervisorSpec:
+    plain = ServiceSpec(
+        name="plain",
+        factory=_Echo,
+        breaker=BreakerSpec(failure_threshold=5),
+        retry=RetrySpec(max_attempts=3),
+    )
+    beyond = ServiceSpec(
+        name="beyond",
+        factory=_Echo,
+        breaker=BreakerSpec(window=supervisor.RateWindow(size=100)),
+        retry=RetrySpec(max_attempts=3, budget=supervisor.RetryBudgetConfig()),
+    )
+    return SupervisorSpec(name="bench", children=(plain, beyond))
+
+
+async def _service_figure(report: Report, ops: int) -> None:
+    async with run_tree(_services()) as tree:
+        plain, beyond = tree.service("plain"), tree.service("beyond")
+
+        async def call_plain() -> Any:
+            return await plain.call(1)
+
+        async def call_beyond() -> Any:
+            return await beyond.call(1)
+
+        ours_us, plain_us = await paired_async(
+            _loop(call_beyond), _loop(call_plain), ops=max(1, ops // 10)
+        )
+    report.add(
+        Figure(
+            section=SECTION,
+            name="guarded call: failure-rate breaker + retry budget",
+            ours=ours_us,
+            baseline=plain_us,
+            baseline_name="consecutive breaker + plain retry",
+            unit="us",
+            target="per call, metrics on",
+        )
+    )
+
+
 async def run(report: Report, *, quick: bool) -> None:
     """Add this module's figures to ``report``."""
     ops = 5_000 if quick else 50_000
@@ -111,3 +161,4 @@ async def run(report: Report, *, quick: bool) -> None:
                     target=f"bare call {bare_us:.3f} us",
                 )
             )
+    await _service_figure(report, ops)

@@ -29,6 +29,7 @@ from supervisor import (
     RetryBudgetConfig,
     RetryGaveUp,
 )
+from supervisor.cores import BreakerCore, RateBreakerCore
 from supervisor.observe._bus import EventBus
 from supervisor.observe._events import RequestCompleted, RequestFailed, RetryScheduled
 from supervisor.tree._loading import load_tree, load_tree_file
@@ -111,6 +112,22 @@ async def _quiet(harness: Harness, request: Any) -> Any:
     with contextlib.suppress(Boom, NotFound, CircuitOpenError):
         return await harness.service.handle.call(request)
     return None
+
+
+def test_a_plain_breaker_spec_keeps_the_plain_core() -> None:
+    """A BreakerSpec without the new fields gives the service the plain core (its fast path);
+    one with any of them, the measured core."""
+    bus: EventBus[Any] = EventBus()
+    plain = GuardedService(
+        ServiceSpec(name="api", factory=Backend, breaker=BreakerSpec()), path=PATH, bus=bus
+    )
+    assert type(plain.breaker.core) is BreakerCore  # type: ignore[union-attr]
+    rich = GuardedService(
+        ServiceSpec(name="api", factory=Backend, breaker=BreakerSpec(exclude=(NotFound,))),
+        path=PATH,
+        bus=bus,
+    )
+    assert isinstance(rich.breaker.core, RateBreakerCore)  # type: ignore[union-attr]
 
 
 async def test_failure_rate_breaker_of_a_service(autojump_clock: trio.testing.MockClock) -> None:
