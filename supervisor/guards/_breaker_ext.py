@@ -30,11 +30,13 @@ class MeasuredGuard:
     its error propagates (chained to the call's own error, if any).
     """
 
-    __slots__ = ("_breaker", "_core")
+    __slots__ = ("_breaker", "_core", "_timed")
 
     def __init__(self, breaker: CircuitBreaker, core: RateBreakerCore) -> None:
         self._breaker = breaker
         self._core = core
+        # Without a window only failures and trials need the time (as in the plain guard).
+        self._timed = core.window is not None
 
     def acquire(self) -> Permit:
         """A permit stamped with the start time, or :class:`CircuitOpenError`."""
@@ -67,16 +69,20 @@ class MeasuredGuard:
 
     def settle_result(self, permit: Permit, result: Any) -> None:
         """Hand back the permit of a call that returned ``result``."""
+        core = self._core
         try:
-            outcome = self._core.classify_result(result)
+            outcome = core.classify_result(result)
         except BaseException:
-            self._core.release(permit)
+            core.release(permit)
             raise
+        if outcome is Outcome.SUCCESS and not self._timed and not permit.trial:
+            core.on_success(permit)
+            return
         self._record(permit, outcome)
 
     async def guard_async(self, call: Callable[[], Awaitable[Any]]) -> Any:
         """Run the coroutine function ``call`` through the breaker."""
-        permit = self.acquire()
+        permit = self._core.free_permit or self.acquire()
         try:
             result = await call()
         except BaseException as exc:
@@ -87,7 +93,7 @@ class MeasuredGuard:
 
     def guard_sync(self, call: Callable[[], Any]) -> Any:
         """Run the plain function ``call`` through the breaker."""
-        permit = self.acquire()
+        permit = self._core.free_permit or self.acquire()
         try:
             result = call()
         except BaseException as exc:

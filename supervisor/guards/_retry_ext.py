@@ -108,7 +108,9 @@ async def run_plan_async(
     Giving up on an error re-raises it; giving up on a result returns it. Hooks run in the
     calling task; one that raises makes the call raise its error.
     """
-    started = trio.current_time()
+    # The start time matters only to a time limit, a budget and the hooks' ``elapsed``.
+    timed = plan.total_timeout is not None or plan.budget is not None or hooks.any
+    started = trio.current_time() if timed else 0.0
     plan.start(started)
     attempt = 0
     while True:

@@ -188,11 +188,13 @@ class RateBreakerCore(BreakerCore):
     """A :class:`~supervisor.cores.BreakerCore` with the options of :class:`RateWindow`,
     :class:`OpenBackoff` and :class:`~supervisor.rules._classify.OutcomeClassifier`.
 
-    Protocol: every call asks :meth:`try_acquire` (there is no :attr:`free_permit`: each call
-    needs its start time) and hands its :class:`TimedPermit` back once with :meth:`record`,
-    passing the :class:`~supervisor.rules._classify.Outcome` that :meth:`classify_error` or
-    :meth:`classify_result` gave. Without a ``window`` the core counts consecutive failures
-    exactly as the plain core does.
+    Protocol: every call asks :meth:`try_acquire` and hands its permit back once with
+    :meth:`record`, passing the :class:`~supervisor.rules._classify.Outcome` that
+    :meth:`classify_error` or :meth:`classify_result` gave. With a ``window`` each permit is a
+    :class:`TimedPermit` (each call needs its start time) and there is no :attr:`free_permit`.
+    Without one the core counts consecutive failures exactly as the plain core does, and while
+    CLOSED :attr:`free_permit` may be used without asking (a success may then also be handed
+    back with ``on_success(permit)``, with no time).
 
     Raises:
         ConfigError: a bad count or duration (as the plain core), or ``open_backoff.max_timeout``
@@ -263,7 +265,8 @@ class RateBreakerCore(BreakerCore):
                 f"`max_timeout` must be at least `timeout` ({self.timeout}) "
                 f"(got {open_backoff.max_timeout!r})"
             )
-        self.free_permit = None
+        if window is not None:
+            self.free_permit = None
 
     # -- inspection ---------------------------------------------------------------------------
 
@@ -299,7 +302,8 @@ class RateBreakerCore(BreakerCore):
     def _move(self, new: CircuitState, at: float, reason: ChangeReason) -> None:
         reopen = self._state is CircuitState.HALF_OPEN and new is CircuitState.OPEN
         super()._move(new, at, reason)
-        self.free_permit = None
+        if self.window is not None:
+            self.free_permit = None
         self._trial_ended = self._trial_failures = self._trial_slow = 0
         if self.window is not None:
             self.window.clear()
@@ -314,7 +318,7 @@ class RateBreakerCore(BreakerCore):
         """As the plain core, but every permit is a fresh :class:`TimedPermit` stamped ``now``;
         with a window, a half-open period lets in ``half_open_max_calls`` trials in all."""
         if self._state is CircuitState.CLOSED:  # the common case, without the plain core's call
-            return TimedPermit(self._epoch, False, now)
+            return self.permit if self.rate is None else TimedPermit(self._epoch, False, now)
         decision = super().try_acquire(now)
         if not isinstance(decision, Permit):
             return decision

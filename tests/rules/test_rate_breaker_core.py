@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
 from supervisor import ConfigError
-from supervisor.rules._breaker import ChangeReason, CircuitState, Refusal
+from supervisor.rules._breaker import ChangeReason, CircuitState, Permit, Refusal
 from supervisor.rules._classify import Outcome, OutcomeClassifier
 from supervisor.rules._outcome_window import OutcomeWindow
 from supervisor.rules._rate_breaker import OpenBackoff, RateBreakerCore, RateWindow, TimedPermit
@@ -238,9 +238,13 @@ class RateBreakerMachine(RuleBasedStateMachine):
         if expected is None:
             assert isinstance(decision, Refusal)
             return None
-        assert isinstance(decision, TimedPermit)
-        assert (decision.epoch != -1, decision.trial) == (True, expected[1])
-        assert decision.started == self.now
+        assert isinstance(decision, Permit)
+        assert decision.trial is expected[1]
+        if self.model.rate is not None:  # a window needs every call's start
+            assert isinstance(decision, TimedPermit)
+            assert decision.started == self.now
+        else:  # else a closed breaker's permit is its free one
+            assert (decision is self.core.free_permit) is (self.model.state is CLOSED)
         return (decision, (expected[0], expected[1], self.now))
 
     @rule(
@@ -312,7 +316,7 @@ def _core(**options: object) -> RateBreakerCore:
 
 def _call(core: RateBreakerCore, start: float, end: float, outcome: Outcome) -> None:
     permit = core.try_acquire(start)
-    assert isinstance(permit, TimedPermit)
+    assert isinstance(permit, Permit)
     core.record(permit, end, outcome)
 
 
