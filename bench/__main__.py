@@ -10,7 +10,15 @@ import sys
 import trio
 from rich.console import Console
 
-from . import actors_bench, otel_bench, rules_bench, rules_more_bench, tree_bench
+from . import (
+    actors_bench,
+    dynamic_bench,
+    faults_bench,
+    otel_bench,
+    rules_bench,
+    rules_more_bench,
+    tree_bench,
+)
 from ._harness import Report
 
 SECTIONS = {
@@ -18,7 +26,9 @@ SECTIONS = {
     "rules": rules_bench.run,
     "rules+": rules_more_bench.run,
     "tree": tree_bench.run,
+    "faults": faults_bench.run,
     "otel": otel_bench.run,
+    "dynamic": dynamic_bench.run,
 }
 
 

@@ -16,6 +16,7 @@ from ._errors import RetryableResult as RetryableResult
 from .console._attach import AddressError as AddressError
 from .console._attach import AttachError as AttachError
 from .console._attach import AttachTimeout as AttachTimeout
+from .console._attach import default_socket_path as default_socket_path
 from .console._attach import fetch_snapshot as fetch_snapshot
 from .console._attach import serve_snapshots as serve_snapshots
 from .console._monitor import Monitor as Monitor
@@ -30,12 +31,16 @@ from .guards._fallback import cache_fallback as cache_fallback
 from .guards._fallback import default_fallback as default_fallback
 from .guards._fallback import degraded_fallback as degraded_fallback
 from .guards._fallback import fallback as fallback
+from .guards._faults import FaultInjector as FaultInjector
+from .guards._faults import inject_faults as inject_faults
 from .guards._health import HealthTracker as HealthTracker
 from .guards._retry import Retrier as Retrier
 from .guards._retry import retry as retry
 from .guards._retry import retrying as retrying
 from .guards._retry_ext import Attempt as Attempt
 from .guards._retry_ext import Retrying as Retrying
+from .guards._testing import TestingMode as TestingMode
+from .guards._testing import testing as testing
 from .guards._throttle import throttle as throttle
 from .guards._timeout import TimeoutBudget as TimeoutBudget
 from .guards._timeout import timeout as timeout
@@ -43,7 +48,9 @@ from .observe._bus import CallTracer as CallTracer
 from .observe._bus import EventBus as EventBus
 from .observe._bus import SubscriberFailed as SubscriberFailed
 from .observe._bus import Subscription as Subscription
+from .observe._events import AutoShutdownTriggered as AutoShutdownTriggered
 from .observe._events import ChildCrashed as ChildCrashed
+from .observe._events import ChildIgnored as ChildIgnored
 from .observe._events import ChildParked as ChildParked
 from .observe._events import ChildRestarted as ChildRestarted
 from .observe._events import ChildStarted as ChildStarted
@@ -54,9 +61,11 @@ from .observe._events import Refusal as Refusal
 from .observe._events import RequestCompleted as RequestCompleted
 from .observe._events import RequestFailed as RequestFailed
 from .observe._events import RequestRefused as RequestRefused
+from .observe._events import RestartScheduled as RestartScheduled
 from .observe._events import RetryGaveUp as RetryGaveUp
 from .observe._events import RetryScheduled as RetryScheduled
 from .observe._events import TreeEvent as TreeEvent
+from .observe._fault_events import FaultInjected as FaultInjected
 from .observe._logging import EventLogger as EventLogger
 from .observe._metrics import Metrics as Metrics
 from .observe._otel import OpenTelemetryExporter as OpenTelemetryExporter
@@ -75,6 +84,12 @@ from .rules._breaker import CircuitBreakerConfig as CircuitBreakerConfig
 from .rules._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
 from .rules._breaker import CircuitState as CircuitState
 from .rules._breaker import CircuitStateChange as CircuitStateChange
+from .rules._faults import Fault as Fault
+from .rules._faults import FaultDecision as FaultDecision
+from .rules._faults import FaultFlags as FaultFlags
+from .rules._faults import FaultKind as FaultKind
+from .rules._faults import FaultPoint as FaultPoint
+from .rules._faults import fault_flags as fault_flags
 from .rules._health import HealthChange as HealthChange
 from .rules._health import ServiceStatus as ServiceStatus
 from .rules._outcome_window import WindowStatistics as WindowStatistics
@@ -88,11 +103,24 @@ from .rules._retry_budget import RetryBudgetConfig as RetryBudgetConfig
 from .rules._retry_budget import RetryBudgetStatistics as RetryBudgetStatistics
 from .rules._retry_plan import GiveUpReason as GiveUpReason
 from .rules._retry_plan import RetryDetails as RetryDetails
+from .testkit._errors import WaitTimeout as WaitTimeout
+from .testkit._recorder import EventRecorder as EventRecorder
+from .testkit._waiting import wait_for_breaker as wait_for_breaker
+from .testkit._waiting import wait_for_events as wait_for_events
+from .testkit._waiting import wait_for_service as wait_for_service
+from .tree._children import ChildCount as ChildCount
 from .tree._children import ChildInfo as ChildInfo
 from .tree._children import ChildState as ChildState
 from .tree._children import SupervisorGaveUp as SupervisorGaveUp
+from .tree._children import SupervisorShutdown as SupervisorShutdown
+from .tree._dynamic import DynamicSupervisorRef as DynamicSupervisorRef
+from .tree._fault_specs import FaultSpec as FaultSpec
 from .tree._loading import load_tree as load_tree
 from .tree._loading import load_tree_file as load_tree_file
+from .tree._otp import IGNORE as IGNORE
+from .tree._otp import AutoShutdown as AutoShutdown
+from .tree._otp import Ignore as Ignore
+from .tree._otp import RequestError as RequestError
 from .tree._service import ServiceStatistics as ServiceStatistics
 from .tree._service_ref import ServiceRef as ServiceRef
 from .tree._specs import BreakerSpec as BreakerSpec
@@ -110,10 +138,13 @@ from .tree._tree import Tree as Tree
 from .tree._tree import run_tree as run_tree
 
 __all__ = [
+    "IGNORE",
     "AddressError",
     "AttachError",
     "AttachTimeout",
     "Attempt",
+    "AutoShutdown",
+    "AutoShutdownTriggered",
     "BreakerSpec",
     "Bulkhead",
     "BulkheadFullError",
@@ -121,7 +152,9 @@ __all__ = [
     "BulkheadStatistics",
     "CallTracer",
     "ChangeReason",
+    "ChildCount",
     "ChildCrashed",
+    "ChildIgnored",
     "ChildInfo",
     "ChildParked",
     "ChildRestarted",
@@ -136,15 +169,26 @@ __all__ = [
     "CircuitState",
     "CircuitStateChange",
     "ConfigError",
+    "DynamicSupervisorRef",
     "EventBus",
     "EventLogger",
+    "EventRecorder",
     "EventSnapshot",
     "ExponentialBackoff",
     "FallbackSpec",
     "FallbackUsed",
+    "Fault",
+    "FaultDecision",
+    "FaultFlags",
+    "FaultInjected",
+    "FaultInjector",
+    "FaultKind",
+    "FaultPoint",
+    "FaultSpec",
     "GiveUpReason",
     "HealthChange",
     "HealthTracker",
+    "Ignore",
     "IntensityExceeded",
     "LatencySnapshot",
     "LinearBackoff",
@@ -160,11 +204,13 @@ __all__ = [
     "RateWindow",
     "Refusal",
     "RequestCompleted",
+    "RequestError",
     "RequestFailed",
     "RequestRefused",
     "ResilienceError",
     "Restart",
     "RestartBackoff",
+    "RestartScheduled",
     "Retrier",
     "RetryBudget",
     "RetryBudgetConfig",
@@ -185,20 +231,26 @@ __all__ = [
     "SubscriberFailed",
     "Subscription",
     "SupervisorGaveUp",
+    "SupervisorShutdown",
     "SupervisorSpec",
     "SystemSnapshot",
+    "TestingMode",
     "ThrottleSpec",
     "TimeoutBudget",
     "Tree",
     "TreeEvent",
+    "WaitTimeout",
     "WindowStatistics",
     "bulkhead",
     "cache_fallback",
     "circuit_breaker",
     "default_fallback",
+    "default_socket_path",
     "degraded_fallback",
     "fallback",
+    "fault_flags",
     "fetch_snapshot",
+    "inject_faults",
     "load_tree",
     "load_tree_file",
     "monitor",
@@ -210,6 +262,10 @@ __all__ = [
     "serve_snapshots",
     "snapshot_from_json",
     "snapshot_to_json",
+    "testing",
     "throttle",
     "timeout",
+    "wait_for_breaker",
+    "wait_for_events",
+    "wait_for_service",
 ]

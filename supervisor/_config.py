@@ -11,14 +11,16 @@ import argparse
 import enum
 import math
 import os
+import sys
 from typing import Final, Literal, TypeAlias
 
 import attrs
 
-from ._errors import ConfigError
+from ._errors import ConfigError, shown
 
 __all__ = [
     "COUNT",
+    "DELAY_CAP",
     "DURATION",
     "FACTOR",
     "NON_NEGATIVE",
@@ -45,7 +47,13 @@ Unset: TypeAlias = Literal[_Unset.UNSET]
 
 @attrs.frozen(kw_only=True)
 class Bound:
-    """The valid values of one kind of option."""
+    """The valid values of one kind of option.
+
+    A value is valid when it is an ``int`` (``bool`` never is) or, for a non-integer bound, a
+    ``float``, and lies within the bound. NaN never is. Infinity is only where ``infinite`` says
+    so (a cap with no limit: ``max_delay``); an ``int`` too large for a ``float`` never is for a
+    non-integer bound, and integers are at most ``maximum``.
+    """
 
     integer: bool
     """Whether the option must be an integer (``bool`` is never accepted)."""
@@ -53,12 +61,30 @@ class Bound:
     """The smallest valid value."""
     inclusive: bool
     """Whether ``minimum`` itself is valid."""
+    infinite: bool = False
+    """Whether ``math.inf`` is valid (it then means "no limit")."""
+    maximum: float = math.inf
+    """The largest valid value (integers: ``sys.maxsize``, so a count always fits a C size)."""
 
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a number"
         op = ">=" if self.inclusive else ">"
         low = int(self.minimum) if float(self.minimum).is_integer() else self.minimum
-        return f"{kind} {op} {low}"
+        text = f"{kind} {op} {low}"
+        return text + " (inf: no limit)" if self.infinite else text
+
+    def _refusal(self, value: object) -> str:
+        """What ``value`` breaks, for the message: the bound, and why a near miss is out."""
+        text = self.describe()
+        if self.integer:
+            if isinstance(value, int) and not isinstance(value, bool) and value > self.maximum:
+                text += f" and <= {int(self.maximum)}"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > sys.float_info.max:
+                text += " small enough to be a float"
+        elif isinstance(value, float) and math.isinf(value) and not self.infinite:
+            text = text.replace("a number", "a finite number", 1)
+        return text
 
     def admits(self, value: object) -> bool:
         if isinstance(value, bool):
@@ -66,14 +92,27 @@ class Bound:
         if self.integer:
             if not isinstance(value, int):
                 return False
-        elif not isinstance(value, int | float) or not math.isfinite(value):
+        elif isinstance(value, int):
+            try:
+                float(value)  # an int beyond the float range is no duration or factor
+            except OverflowError:
+                return False
+        elif (
+            not isinstance(value, float)
+            or math.isnan(value)
+            or (math.isinf(value) and not (self.infinite and value > 0))
+        ):
+            return False
+        if value > self.maximum:
             return False
         return value >= self.minimum if self.inclusive else value > self.minimum
 
     def check(self, param: str, value: object) -> float:
         """Return ``value`` if valid, else raise :class:`ConfigError` naming ``param``."""
         if not self.admits(value):
-            raise ConfigError(f"`{param}` must be {self.describe()} (got {value!r})")
+            raise ConfigError(
+                f"`{param}` must be {self._refusal(value)} (got {shown(value)})", field=param
+            )
         return value  # type: ignore[return-value]
 
     def parse(self, variable: str, text: str) -> float:
@@ -81,13 +120,13 @@ class Bound:
         value: float
         try:
             value = int(text.strip()) if self.integer else float(text.strip())
-        except ValueError as exc:
+        except ValueError as exc:  # also an integer of more digits than int() reads
             raise ConfigError(
-                f"environment variable {variable} must be {self.describe()} (got {text!r})"
+                f"environment variable {variable} must be {self.describe()} (got {shown(text)})"
             ) from exc
         if not self.admits(value):
             raise ConfigError(
-                f"environment variable {variable} must be {self.describe()} (got {text!r})"
+                f"environment variable {variable} must be {self.describe()} (got {shown(text)})"
             )
         return value
 
@@ -119,9 +158,9 @@ class Bound:
         return int(self.resolve(param, value, env=env, default=default))
 
 
-COUNT: Final = Bound(integer=True, minimum=1, inclusive=True)
+COUNT: Final = Bound(integer=True, minimum=1, inclusive=True, maximum=sys.maxsize)
 """Counts: ``failure_threshold``, ``max_attempts``, ``max_calls``, ``max_concurrent``, ..."""
-QUEUE: Final = Bound(integer=True, minimum=0, inclusive=True)
+QUEUE: Final = Bound(integer=True, minimum=0, inclusive=True, maximum=sys.maxsize)
 """Queue lengths that may be zero: ``max_queued``."""
 DURATION: Final = Bound(integer=False, minimum=0, inclusive=False)
 """Durations that must be positive: ``timeout``, ``period``, ``interval``, ``ttl``, ``total``."""
@@ -129,6 +168,8 @@ NON_NEGATIVE: Final = Bound(integer=False, minimum=0, inclusive=True)
 """Delays that may be zero: ``initial_delay``, ``max_delay``."""
 FACTOR: Final = Bound(integer=False, minimum=1, inclusive=True)
 """Growth factors: ``backoff_factor``, ``factor``."""
+DELAY_CAP: Final = Bound(integer=False, minimum=0, inclusive=True, infinite=True)
+"""Caps on a delay, which may be zero or ``math.inf`` (no cap): ``max_delay``."""
 
 
 def seconds_argument(text: str) -> float:

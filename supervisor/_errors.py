@@ -7,6 +7,9 @@ nothing of this package.
 
 from __future__ import annotations
 
+import reprlib
+from typing import Final
+
 __all__ = [
     "BulkheadFullError",
     "CircuitOpenError",
@@ -15,6 +18,7 @@ __all__ = [
     "RateLimitExceeded",
     "ResilienceError",
     "RetryableResult",
+    "shown",
 ]
 
 
@@ -83,7 +87,43 @@ class OperationTimeout(ResilienceError, TimeoutError):
 
 class ConfigError(ResilienceError, ValueError):
     """A bad parameter or environment value; the message names the parameter or variable and the
-    value."""
+    value.
+
+    Attributes:
+        field: the name of the bad parameter or field where one is known (``None`` otherwise);
+            :func:`~supervisor.load_tree` adds it to the path it reports.
+    """
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(*args)
+
+
+_LONGEST_INT: Final = (
+    128  # bits of an integer shown in full in a message; longer ones are described
+)
+_SHOWN: Final = reprlib.Repr()
+_SHOWN.maxlevel = 3
+_SHOWN.maxstring = 80
+_SHOWN.maxother = 80
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 6
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message, safe for any value a user may pass.
+
+    Never raises and stays short: an integer too long to print (``10**5000`` makes ``repr``
+    raise) is described by its size, containers are cut at depth 3 and after 6 items, strings
+    after 80 characters, and an object whose ``__repr__`` raises is shown by its type.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _LONGEST_INT:
+        digits = int(value.bit_length() * 0.30103) + 1
+        sign = "-" if value < 0 else ""
+        return f"{sign}<an integer of about {digits} digits>"
+    try:
+        return _SHOWN.repr(value)
+    except Exception:  # a broken __repr__, or one too deep for the recursion limit
+        return f"<{type(value).__name__} object>"
 
 
 class RetryableResult(ResilienceError):

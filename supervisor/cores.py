@@ -15,6 +15,8 @@ from .rules._bulkhead import BulkheadCore as BulkheadCore
 from .rules._cache import TtlLruCache as TtlLruCache
 from .rules._classify import Outcome as Outcome
 from .rules._classify import OutcomeClassifier as OutcomeClassifier
+from .rules._counts import TopCounts as TopCounts
+from .rules._faults import FaultCore as FaultCore
 from .rules._health import HealthWindow as HealthWindow
 from .rules._intensity import RestartIntensity as RestartIntensity
 from .rules._outcome_window import OutcomeWindow as OutcomeWindow
@@ -30,6 +32,7 @@ __all__ = [
     "BreakerCore",
     "BudgetCore",
     "BulkheadCore",
+    "FaultCore",
     "HealthWindow",
     "Outcome",
     "OutcomeClassifier",
@@ -44,5 +47,6 @@ __all__ = [
     "ServiceMetrics",
     "SlidingWindowCore",
     "TimedPermit",
+    "TopCounts",
     "TtlLruCache",
 ]

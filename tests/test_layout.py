@@ -10,6 +10,7 @@ The layers, lowest first (docs/architecture.md draws the same picture):
     observe  supervisor/observe/   events, bus, metrics, snapshots, exporters
     tree     supervisor/tree/      specs, supervisors, guarded services
     console  supervisor/console/   monitor, attach server and client
+    testkit  supervisor/testkit/   waits, event recorder, pytest plugin
     app      supervisor/app/       the command line and the demo
 
 A module may import from its own layer or any layer below it, never above. The public faces
@@ -29,7 +30,7 @@ import supervisor
 import supervisor.cores
 
 PACKAGE = pathlib.Path(supervisor.__file__).parent
-LAYERS = ("base", "rules", "store", "guards", "observe", "tree", "console", "app")
+LAYERS = ("base", "rules", "store", "guards", "observe", "tree", "console", "testkit", "app")
 BASE_MODULES = {"_errors", "_config", "_listeners"}
 FACES = {"__init__", "cores", "__main__"}
 # Only these layers may know about actors: the rules and their shells work on any trio code.

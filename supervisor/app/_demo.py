@@ -8,14 +8,16 @@ latencies and errors are drawn from a seeded :class:`random.Random`, all waits `
     └── backend (rest_for_one): db, cache, payments, search
 
 One caller task per service sends requests at a steady rate while a chaos schedule (placed at
-fractions of ``--duration``) makes things go wrong: a failure burst in ``db`` (whose crashes also
-restart ``cache``, ``payments`` and ``search``: ``rest_for_one``), a latency spike in ``search``,
-an outage of the ``payments`` backend, a crash loop of the ``auth`` actor (its restarts fail
-twice), and a traffic surge on ``api-gateway``; then calm, so the breakers close again. A newcomer
-sees breakers open and close, fallbacks answer, retries back off, bulkheads refuse, children
-restart and health scores move. ``db``'s breaker decides on the failure rate of its last 6 queries
-(the others on failures in a row), and its retries stay within a retry budget: during its burst
-the budget refuses retries ("retry budget spent"), so the burst does not become a retry storm.
+fractions of ``--duration``, and built on the library's own fault injection: each incident is a
+window of :class:`~supervisor.Fault` s in the services' ``faults``) makes things go wrong: a
+failure burst in ``db`` (whose crashes also restart ``cache``, ``payments`` and ``search``:
+``rest_for_one``), a latency spike in ``search``, an outage of the ``payments`` backend, a crash
+loop of the ``auth`` actor (its restarts fail twice), and a traffic surge on ``api-gateway``; then
+calm, so the breakers close again. A newcomer sees breakers open and close, fallbacks answer,
+retries back off, bulkheads refuse, children restart and health scores move. ``db``'s breaker
+decides on the failure rate of its last 6 queries (the others on failures in a row), and its
+retries stay within a retry budget: during its burst the budget refuses retries ("retry budget
+spent"), so the burst does not become a retry storm.
 
 The live view is the monitor (:func:`supervisor.monitor`) beside the running tree; on a console
 that is not a terminal, or with ``--plain``, a plain text snapshot is printed every few seconds,
@@ -53,7 +55,6 @@ from ..rules._breaker import CircuitState, CircuitStateChange
 from ..rules._retry_plan import GiveUpReason
 from ..tree._tree import Tree, run_tree
 from ._demo_backends import (
-    _BASE_ERROR_RATE,
     _KEYS,
     _PLANS,
     _SCHEDULE,
@@ -128,12 +129,11 @@ class _Run:
                     f"({count} {'retry' if count == 1 else 'retries'} refused so far)"
                 )
 
-    async def chaos(self, backends: dict[str, _Backend], gateway: Callable[[Query], Any]) -> None:
+    async def chaos(self, gateway: Callable[[Query], Any]) -> None:
+        """Tell the schedule as it happens (the faults themselves are in the services' specs and
+        fire by themselves), and send the surge."""
         for step in _SCHEDULE:
             await trio.sleep_until(self.start + step.at * self.duration)
-            backend = backends.get(step.service)
-            if backend is not None:
-                self._apply(step.chaos, backend)
             where = f"{step.service}: " if step.service else ""
             self.say(f"[bold magenta]chaos[/] {step.chaos.value}: {where}{step.note}")
             if step.chaos is _Chaos.SURGE:
@@ -144,24 +144,6 @@ class _Run:
                         self.calls[_path_of(self.paths, step.service)] += 1
                         query = Query("k0", random.Random(f"{self.seed}/surge"))
                         surge.start_soon(_quiet_call, gateway, query)
-
-    @staticmethod
-    def _apply(chaos: _Chaos, backend: _Backend) -> None:
-        if chaos is _Chaos.FAILURE_BURST:
-            backend.error_rate = 0.8
-        elif chaos is _Chaos.FAILURES_END:
-            backend.error_rate = _BASE_ERROR_RATE
-        elif chaos is _Chaos.LATENCY_SPIKE:
-            backend.slowdown = 25.0
-        elif chaos is _Chaos.LATENCY_ENDS:
-            backend.slowdown = 1.0
-        elif chaos is _Chaos.OUTAGE:
-            backend.down = True
-        elif chaos is _Chaos.OUTAGE_ENDS:
-            backend.down = False
-        elif chaos is _Chaos.CRASH_LOOP:
-            backend.poisoned = True
-            backend.pending_failing_starts = 2
 
     async def caller(
         self, path: str, call: Callable[[Query], Any], interval: float, until: float
@@ -296,8 +278,10 @@ async def run_demo(
     interrupted = True
     tree: Tree | None = None
     try:
-        async with run_tree(_tree_spec(backends), events=bus, rng=random.Random(seed)) as tree:
-            await _drive(run, tree, backends, use_monitor=use_monitor)
+        async with run_tree(
+            _tree_spec(backends, run.duration), events=bus, rng=random.Random(seed)
+        ) as tree:
+            await _drive(run, tree, use_monitor=use_monitor)
             run.record_final(tree)
         interrupted = False
     finally:
@@ -308,9 +292,7 @@ async def run_demo(
     return summary
 
 
-async def _drive(
-    run: _Run, tree: Tree, backends: dict[str, _Backend], *, use_monitor: bool
-) -> None:
+async def _drive(run: _Run, tree: Tree, *, use_monitor: bool) -> None:
     until = run.start + run.duration
     refs = tree.services()
     async with trio.open_nursery() as shows:
@@ -320,7 +302,7 @@ async def _drive(
         else:
             every = 5.0 if run.duration >= 15 else max(0.5, run.duration / 3)
             shows.start_soon(run.plain_snapshots, tree, every)
-        shows.start_soon(run.chaos, backends, refs[_path_of(run.paths, "api-gateway")].call)
+        shows.start_soon(run.chaos, refs[_path_of(run.paths, "api-gateway")].call)
         async with trio.open_nursery() as callers:
             for plan in _PLANS:
                 path = _path_of(run.paths, plan.name)

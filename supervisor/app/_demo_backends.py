@@ -1,9 +1,11 @@
-"""The demo's simulated backends, its tree of guarded services and its chaos schedule."""
+"""The demo's simulated backends, its tree of guarded services, and its chaos schedule: faults
+injected into the services (``ServiceSpec.faults``), each incident a window of them."""
 
 from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Callable
 from typing import Final
 
 import attrs
@@ -11,8 +13,10 @@ import trio
 
 import actors
 
+from ..rules._faults import Fault, FaultPoint
 from ..rules._rate_breaker import RateWindow
 from ..rules._retry_budget import RetryBudgetConfig
+from ..tree._fault_specs import FaultSpec
 from ..tree._specs import (
     BreakerSpec,
     BulkheadSpec,
@@ -27,7 +31,8 @@ from ..tree._specs import (
 _KEYS: Final = 8
 """Distinct request keys per service (so cached answers can serve as fallbacks)."""
 _BASE_ERROR_RATE: Final = 0.002
-"""How often a backend fails when nothing is wrong (each failure crashes its service actor)."""
+"""How often a backend fails when nothing is wrong (an injected error: it crashes the service
+actor, as a real client's error would)."""
 
 
 # -- the simulated backends ------------------------------------------------------------------------
@@ -51,51 +56,33 @@ class Query:
     fallback can answer it) and the random source of its outcome.
 
     Every request carries its own source, seeded from the run's seed and the request's place in
-    its caller's sequence, so its latencies and errors do not depend on the order in which trio
-    happens to run tasks woken at the same moment: the run is repeatable by seed.
+    its caller's sequence; the fault injector decides each request from it too (see
+    :func:`_query_rng`), so latencies and injected errors do not depend on the order in which
+    trio happens to run tasks woken at the same moment: the run is repeatable by seed.
     """
 
     key: str
     rng: random.Random = attrs.field(eq=False, repr=False)
 
 
+def _query_rng(request: Query) -> random.Random:
+    """The random source the fault injector decides ``request`` with: its own."""
+    return request.rng
+
+
 @attrs.define(eq=False)
 class _Backend:
-    """An in-process fake dependency; the chaos schedule changes its settings."""
+    """An in-process fake dependency: it answers after a simulated latency. Everything that goes
+    wrong with it is injected by the services' faults (see :data:`_INCIDENTS`)."""
 
     name: str
     latency: float
     """Median latency, in seconds."""
-    error_rate: float = _BASE_ERROR_RATE
-    slowdown: float = 1.0
-    down: bool = False
-    poisoned: bool = False
-    """The next request crashes the actor (a bug), and its next ``failing_starts`` starts fail."""
-    failing_starts: int = 0
-    pending_failing_starts: int = 0
-
-    def start(self) -> None:
-        """Called by the service actor's ``on_start``; raises :class:`StartFailed` while the crash
-        loop lasts."""
-        if self.failing_starts > 0:
-            self.failing_starts -= 1
-            raise StartFailed(f"{self.name}: cannot load its configuration")
 
     async def handle(self, request: Query) -> str:
-        """Answer ``request`` after a simulated latency, or raise :class:`BackendError`."""
-        if self.poisoned:
-            self.poisoned = False
-            self.failing_starts = self.pending_failing_starts
-            raise RuntimeError(f"{self.name}: corrupted state (a bug)")
-        # Drawn together, so each attempt takes exactly two draws whatever happens.
+        """Answer ``request`` after a simulated latency (one draw from its random source)."""
         spread = request.rng.random()
-        failing = request.rng.random() < self.error_rate
-        if self.down:
-            await trio.sleep(0.0005 + spread * 0.001)
-            raise BackendUnavailable(f"{self.name}: connection refused")
-        await trio.sleep(self.latency * self.slowdown * (0.5 + spread * spread * 2.5))
-        if failing:
-            raise BackendError(f"{self.name}: internal error")
+        await trio.sleep(self.latency * (0.5 + spread * spread * 2.5))
         return f"{self.name}:{request.key}"
 
 
@@ -105,9 +92,6 @@ class _ServiceActor(actors.Actor[Query]):
 
     def __init__(self, backend: _Backend) -> None:
         self._backend = backend
-
-    async def on_start(self) -> None:
-        self._backend.start()
 
     async def receive(self, message: Query) -> str:
         return await self._backend.handle(message)
@@ -195,7 +179,7 @@ _TIMEOUT: Final = 0.5
 _BACKOFF: Final = RestartBackoff(initial_delay=0.05, max_delay=0.4, jitter=False)
 
 
-def _service_spec(plan: _Plan, backend: _Backend) -> ServiceSpec:
+def _service_spec(plan: _Plan, backend: _Backend, duration: float) -> ServiceSpec:
     return ServiceSpec(
         name=plan.name,
         factory=_ServiceActor,
@@ -210,13 +194,14 @@ def _service_spec(plan: _Plan, backend: _Backend) -> ServiceSpec:
         bulkhead=BulkheadSpec(max_concurrent=plan.max_concurrent, max_queued=plan.max_queued),
         fallback=plan.fallback,
         shutdown=0.5,
+        faults=FaultSpec(inject=_faults(plan.name, duration), rng=_query_rng),
     )
 
 
-def _tree_spec(backends: dict[str, _Backend]) -> SupervisorSpec:
+def _tree_spec(backends: dict[str, _Backend], duration: float) -> SupervisorSpec:
     def children(supervisor: str) -> list[ServiceSpec]:
         return [
-            _service_spec(plan, backends[plan.name])
+            _service_spec(plan, backends[plan.name], duration)
             for plan in _PLANS
             if plan.supervisor == supervisor
         ]
@@ -257,6 +242,103 @@ class _Chaos(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
+class _Incident:
+    """One incident of the chaos schedule: faults injected into one service from ``start`` to
+    ``end`` (fractions of the duration; ``end`` None: its faults end by their ``limit``), and
+    what the narration says when it begins and ends."""
+
+    service: str
+    start: float
+    end: float | None
+    begins: _Chaos
+    note: str
+    ends: _Chaos | None = None
+    end_note: str = ""
+    faults: Callable[[str, float, float | None], tuple[Fault, ...]]
+    """``faults(service, start, end)`` with ``start`` and ``end`` in seconds."""
+
+
+def _burst(name: str, start: float, end: float | None) -> tuple[Fault, ...]:
+    message = f"{name}: internal error"
+    return (Fault(error=BackendError, message=message, rate=0.8, start=start, end=end),)
+
+
+def _spike(_name: str, start: float, end: float | None) -> tuple[Fault, ...]:
+    return (Fault(latency=1.0, start=start, end=end),)  # twice the 0.5 s request timeout
+
+
+def _outage(name: str, start: float, end: float | None) -> tuple[Fault, ...]:
+    message = f"{name}: connection refused"
+    return (Fault(error=BackendUnavailable, message=message, start=start, end=end),)
+
+
+def _crash_loop(name: str, start: float, _end: float | None) -> tuple[Fault, ...]:
+    return (
+        Fault(error=RuntimeError, message=f"{name}: corrupted state (a bug)", start=start, limit=1),
+        Fault(
+            error=StartFailed,
+            message=f"{name}: cannot load its configuration",
+            point=FaultPoint.START,
+            start=start,
+            limit=2,
+        ),
+    )
+
+
+_INCIDENTS: Final = (
+    _Incident(
+        service="db",
+        start=0.10,
+        end=0.22,
+        begins=_Chaos.FAILURE_BURST,
+        note="80% of queries fail",
+        ends=_Chaos.FAILURES_END,
+        end_note="queries succeed again",
+        faults=_burst,
+    ),
+    _Incident(
+        service="search",
+        start=0.28,
+        end=0.40,
+        begins=_Chaos.LATENCY_SPIKE,
+        note="answers take 1 s more",
+        ends=_Chaos.LATENCY_ENDS,
+        end_note="answers quick again",
+        faults=_spike,
+    ),
+    _Incident(
+        service="payments",
+        start=0.45,
+        end=0.62,
+        begins=_Chaos.OUTAGE,
+        note="connection refused",
+        ends=_Chaos.OUTAGE_ENDS,
+        end_note="the backend is back",
+        faults=_outage,
+    ),
+    _Incident(
+        service="auth",
+        start=0.52,
+        end=None,
+        begins=_Chaos.CRASH_LOOP,
+        note="a bug crashes the actor; its next 2 starts fail",
+        faults=_crash_loop,
+    ),
+)
+
+
+def _faults(name: str, duration: float) -> tuple[Fault, ...]:
+    """The faults of service ``name`` in a run of ``duration`` seconds: the rare errors of a
+    healthy backend, and the incidents of the schedule."""
+    faults = [Fault(error=BackendError, message=f"{name}: internal error", rate=_BASE_ERROR_RATE)]
+    for incident in _INCIDENTS:
+        if incident.service == name:
+            end = None if incident.end is None else incident.end * duration
+            faults.extend(incident.faults(name, incident.start * duration, end))
+    return tuple(faults)
+
+
+@attrs.frozen(kw_only=True)
 class _Step:
     at: float
     """When, as a fraction of the duration."""
@@ -265,22 +347,40 @@ class _Step:
     note: str
 
 
-_SCHEDULE: Final = (
-    _Step(at=0.10, chaos=_Chaos.FAILURE_BURST, service="db", note="80% of queries fail"),
-    _Step(at=0.22, chaos=_Chaos.FAILURES_END, service="db", note="queries succeed again"),
-    _Step(at=0.28, chaos=_Chaos.LATENCY_SPIKE, service="search", note="answers 25x slower"),
-    _Step(at=0.40, chaos=_Chaos.LATENCY_ENDS, service="search", note="answers quick again"),
-    _Step(at=0.45, chaos=_Chaos.OUTAGE, service="payments", note="connection refused"),
-    _Step(
-        at=0.52,
-        chaos=_Chaos.CRASH_LOOP,
-        service="auth",
-        note="a bug crashes the actor; its next 2 starts fail",
-    ),
-    _Step(at=0.62, chaos=_Chaos.OUTAGE_ENDS, service="payments", note="the backend is back"),
-    _Step(
-        at=0.72, chaos=_Chaos.SURGE, service="api-gateway", note="40 requests at the same moment"
-    ),
-    _Step(at=0.80, chaos=_Chaos.CALM, service="", note="no more chaos: watch the breakers close"),
-)
+def _schedule() -> tuple[_Step, ...]:
+    """What the narration says when (the incidents' beginnings and ends), the surge on
+    ``api-gateway`` (traffic, not a fault), and the calm."""
+    steps = [
+        _Step(
+            at=0.72,
+            chaos=_Chaos.SURGE,
+            service="api-gateway",
+            note="40 requests at the same moment",
+        ),
+        _Step(
+            at=0.80, chaos=_Chaos.CALM, service="", note="no more chaos: watch the breakers close"
+        ),
+    ]
+    for incident in _INCIDENTS:
+        steps.append(
+            _Step(
+                at=incident.start,
+                chaos=incident.begins,
+                service=incident.service,
+                note=incident.note,
+            )
+        )
+        if incident.end is not None and incident.ends is not None:
+            steps.append(
+                _Step(
+                    at=incident.end,
+                    chaos=incident.ends,
+                    service=incident.service,
+                    note=incident.end_note,
+                )
+            )
+    return tuple(sorted(steps, key=lambda step: step.at))
+
+
+_SCHEDULE: Final = _schedule()
 _SURGE: Final = 40

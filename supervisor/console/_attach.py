@@ -9,9 +9,15 @@ and the server answers one line: the snapshot as written by
 it does not know, or a source that raised). A connection may carry any number of requests.
 
 Who can connect: on a Unix socket, whoever the file permissions allow; the server creates the socket
-file with mode ``0o600`` (owner only) before it listens. On a TCP port, which is bound to the
-loopback interface only, any user of the same machine. Any other interface is refused unless
-``expose_beyond_loopback=True`` is passed: snapshots carry paths, error messages and metrics.
+file with mode ``0o600`` (owner only) before it listens, in a directory no other user can write to
+(see ``_placement.py``). On a TCP port, which is bound to the loopback interface only, any user of
+the same machine. Any other interface is refused unless ``expose_beyond_loopback=True`` is passed:
+snapshots carry paths, error messages and metrics.
+
+What a client can make the server do: ask for snapshots, one request at a time per connection, at
+most ``max_connections`` connections at once. Whatever it sends (garbage, deep nesting, endless or
+huge lines, bytes that are not UTF-8) ends at worst its own connection, with an ``{"error": ...}``
+line where one can still be sent; no error of a connection ever reaches the served program.
 
 Address syntax (:func:`parse_address`): ``unix:/path/to/sock`` or any text containing ``/`` is a
 Unix socket; ``HOST:PORT`` or a bare ``PORT`` is TCP (a bare port means ``127.0.0.1``).
@@ -21,22 +27,25 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import ipaddress
 import json
-import math
 import os
-import stat
 from collections.abc import AsyncIterator
-from typing import Final, TypeAlias
+from typing import Final
 
 import attrs
 import trio
 
-from .._errors import ConfigError, ResilienceError
+from .._config import COUNT, DURATION
+from .._errors import ConfigError, shown
 from ..observe._snapshot import SystemSnapshot, snapshot_from_json, snapshot_to_json
 from ..observe._source import SnapshotSource, SupportsSnapshot, as_snapshot_source
+from ._addresses import Address, TcpAddress, UnixAddress, parse_address
+from ._attach_errors import AddressError, AttachError, AttachTimeout
+from ._placement import default_socket_path, remove_own_socket, unix_listener
 
 __all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
     "REQUEST",
     "Address",
     "AddressError",
@@ -46,6 +55,7 @@ __all__ = [
     "SnapshotServerStatistics",
     "TcpAddress",
     "UnixAddress",
+    "default_socket_path",
     "fetch_snapshot",
     "parse_address",
     "serve_snapshots",
@@ -56,117 +66,11 @@ REQUEST: Final = b'{"get": "snapshot"}\n'
 
 _MAX_REQUEST: Final = 4096  # bytes in one request line; a longer one ends the connection
 _MAX_REPLY: Final = 64 * 1024 * 1024  # bytes in one snapshot line the client accepts
-_IDLE_TIMEOUT: Final = 60.0
-_LOOPBACK: Final = "127.0.0.1"
-_SYNTAX: Final = "expected unix:/path, a path containing '/', HOST:PORT or PORT"
-
-
-# -- errors --------------------------------------------------------------------------------------
-
-
-class AttachError(ResilienceError):
-    """Attaching to a running program failed; the message names the address and the reason.
-
-    Attributes:
-        address: the address as given (text) or parsed.
-    """
-
-    def __init__(self, address: object, message: str) -> None:
-        self.address = address
-        super().__init__(message)
-
-
-class AddressError(AttachError, ValueError):
-    """The address is not valid syntax, or names a host that may not be served."""
-
-
-class AttachTimeout(AttachError, TimeoutError):
-    """Nothing answered within the timeout (a socket that accepts and never answers).
-
-    Attributes:
-        timeout: the timeout, in seconds.
-    """
-
-    def __init__(self, address: object, timeout: float) -> None:
-        self.timeout = timeout
-        super().__init__(address, f"no answer from {address} within {timeout:g}s")
-
-
-# -- addresses -----------------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class UnixAddress:
-    """A Unix socket at ``path``."""
-
-    path: str
-    """The socket file's path."""
-
-    def __str__(self) -> str:
-        return f"unix:{self.path}"
-
-
-@attrs.frozen(kw_only=True)
-class TcpAddress:
-    """A TCP port on ``host`` (``127.0.0.1`` unless given)."""
-
-    host: str = _LOOPBACK
-    """The host name or IP address."""
-    port: int
-    """The port (0 asks the server to pick a free one)."""
-
-    @property
-    def is_loopback(self) -> bool:
-        """Whether ``host`` is ``localhost`` or a loopback IP address."""
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-Address: TypeAlias = UnixAddress | TcpAddress
-
-
-def parse_address(address: str | Address) -> Address:
-    """The :class:`UnixAddress` or :class:`TcpAddress` that ``address`` names.
-
-    ``unix:/path`` or any text containing ``/`` is a Unix socket; ``HOST:PORT`` (``[::1]:PORT``
-    for IPv6) or a bare ``PORT`` is TCP, a bare port on ``127.0.0.1``. An address object is
-    returned as is.
-
-    Raises:
-        AddressError: empty text, an empty Unix path, a port that is not an integer from 0 to
-            65535, or an empty host; the message quotes the address.
-    """
-    if isinstance(address, UnixAddress | TcpAddress):
-        return address
-    text = address.strip()
-    if not text:
-        raise AddressError(address, f"bad address {address!r}: {_SYNTAX}")
-    if text.startswith("unix:") or "/" in text:
-        path = text.removeprefix("unix:")
-        if not path:
-            raise AddressError(address, f"bad address {address!r}: the Unix socket path is empty")
-        return UnixAddress(path=path)
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host = _LOOPBACK
-    elif host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not host or any(char.isspace() for char in host):
-        raise AddressError(address, f"bad address {address!r}: the host is empty; {_SYNTAX}")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise AddressError(
-            address,
-            f"bad address {address!r}: the port must be an integer from 0 to 65535; {_SYNTAX}",
-        )
-    return TcpAddress(host=host, port=int(port_text))
+DEFAULT_IDLE_TIMEOUT: Final = 10.0
+"""Seconds a connection may wait for its next complete request (or for its reply to be read)."""
+DEFAULT_MAX_CONNECTIONS: Final = 16
+"""Connections served at once; one more is answered with an error line and closed at once."""
+_REFUSE_TIMEOUT: Final = 1.0  # seconds to hand a refused connection its error line
 
 
 # -- reading lines ---------------------------------------------------------------------------------
@@ -180,6 +84,8 @@ async def _read_line(stream: trio.abc.ReceiveStream, buffer: bytearray, limit: i
     """The next line (without its newline), or None at end of stream; keeps the rest in buffer."""
     while True:
         end = buffer.find(b"\n")
+        if end > limit:
+            raise _LineTooLong
         if end >= 0:
             line = bytes(buffer[:end])
             del buffer[: end + 1]
@@ -209,6 +115,12 @@ class SnapshotServerStatistics:
     """Snapshots sent."""
     errors: int
     """Requests answered with an error (unknown request, the source raised, too long)."""
+    refused: int = 0
+    """Connections closed at once because ``max_connections`` were already open."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """The most connections served at once."""
+    failure: str | None = None
+    """Why the server stopped accepting connections, if it did (the program runs on)."""
 
 
 class SnapshotServer:
@@ -218,19 +130,28 @@ class SnapshotServer:
         address: where it listens; for TCP port 0, the port that was picked.
     """
 
-    def __init__(self, source: SnapshotSource, address: Address, idle_timeout: float) -> None:
+    def __init__(
+        self,
+        source: SnapshotSource,
+        address: Address,
+        idle_timeout: float,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
         self._source = source
         self.address: Address = address
         self._idle_timeout = idle_timeout
+        self._max_connections = max_connections
         self._connections = 0
         self._open = 0
         self._served = 0
         self._errors = 0
+        self._refused = 0
+        self._failure: str | None = None
 
     def __repr__(self) -> str:
         return (
-            f"<SnapshotServer {self.address}, {self._open} connections open, "
-            f"{self._served} snapshots served>"
+            f"<SnapshotServer {self.address}, {self._open}/{self._max_connections} connections "
+            f"open, {self._served} snapshots served>"
         )
 
     def statistics(self) -> SnapshotServerStatistics:
@@ -241,14 +162,17 @@ class SnapshotServer:
             open_connections=self._open,
             served=self._served,
             errors=self._errors,
+            refused=self._refused,
+            max_connections=self._max_connections,
+            failure=self._failure,
         )
 
     async def _answer(self, line: bytes) -> bytes:
         try:
             request = json.loads(line)
-        except ValueError:
+        except Exception:  # ValueError, and RecursionError for deep nesting: not our request
             request = None
-        if request != {"get": "snapshot"}:
+        if not _is_request(request):
             self._errors += 1
             return _error_line('unknown request; send {"get": "snapshot"}')
         try:
@@ -257,69 +181,90 @@ class SnapshotServer:
             text = snapshot_to_json(snapshot)
         except Exception as exc:  # the client is told; the program being watched carries on
             self._errors += 1
-            return _error_line(f"the snapshot failed: {type(exc).__name__}: {exc}")
+            return _error_line(f"the snapshot failed: {type(exc).__name__}: {_text(exc)}")
         self._served += 1
         return text.encode() + b"\n"
 
+    async def _serve(
+        self,
+        listeners: list[trio.SocketListener],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        # The listeners already listen: connections made from now on wait in the backlog.
+        task_status.started()
+        try:
+            await trio.serve_listeners(self._handle, listeners)
+        except Exception as exc:  # monitoring stops; the program runs on
+            self._failure = f"{type(exc).__name__}: {_text(exc)}"
+
     async def _handle(self, stream: trio.SocketStream) -> None:
         self._connections += 1
+        if self._open >= self._max_connections:
+            self._refused += 1
+            with trio.move_on_after(_REFUSE_TIMEOUT):
+                await _send_and_close(
+                    stream, f"too many connections (at most {self._max_connections} at once)"
+                )
+            await trio.aclose_forcefully(stream)
+            return
         self._open += 1
-        buffer = bytearray()
         try:
-            async with stream:
-                while True:
-                    with trio.move_on_after(self._idle_timeout):
-                        try:
-                            line = await _read_line(stream, buffer, _MAX_REQUEST)
-                        except _LineTooLong:
-                            self._errors += 1
-                            await stream.send_all(_error_line("request line too long"))
-                            return
-                        if line is None:
-                            return
-                        await stream.send_all(await self._answer(line))
-                        continue
-                    return  # idle too long: close
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return  # the client went away
+            await self._converse(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass  # the client went away
+        except Exception as exc:  # it ends this connection, and it alone
+            self._errors += 1
+            with trio.move_on_after(_REFUSE_TIMEOUT):
+                await _send_and_close(stream, f"internal error: {type(exc).__name__}")
         finally:
             self._open -= 1
+            await trio.aclose_forcefully(stream)
+
+    async def _converse(self, stream: trio.SocketStream) -> None:
+        buffer = bytearray()
+        while True:
+            # The whole request, and sending its reply, must fit in the idle timeout: a client
+            # that trickles bytes or never reads its replies is closed like an idle one.
+            with trio.move_on_after(self._idle_timeout):
+                try:
+                    line = await _read_line(stream, buffer, _MAX_REQUEST)
+                except _LineTooLong:
+                    self._errors += 1
+                    await stream.send_all(_error_line("request line too long"))
+                    return
+                if line is None:
+                    return
+                await stream.send_all(await self._answer(line))
+                continue
+            return  # idle too long: close
+
+
+def _is_request(request: object) -> bool:
+    return (
+        isinstance(request, dict)
+        and len(request) == 1
+        and isinstance(request.get("get"), str)
+        and request["get"] == "snapshot"
+    )
+
+
+def _text(exc: BaseException) -> str:
+    """``str(exc)``, cut short; never raises (a hostile ``__str__`` is not our failure)."""
+    try:
+        text = str(exc)
+    except Exception:  # any failure to describe the error is replaced
+        return f"<{type(exc).__name__} that cannot be shown>"
+    return text if len(text) <= 500 else text[:500] + "..."
+
+
+async def _send_and_close(stream: trio.SocketStream, message: str) -> None:
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        await stream.send_all(_error_line(message))
 
 
 def _error_line(message: str) -> bytes:
     return json.dumps({"error": message}).encode() + b"\n"
-
-
-async def _unix_listener(address: UnixAddress) -> tuple[trio.SocketListener, os.stat_result]:
-    path = address.path
-    try:
-        existing = os.lstat(path)
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISSOCK(existing.st_mode):
-            raise AttachError(address, f"cannot serve on {address}: {path} exists, not a socket")
-        try:
-            probe = await trio.open_unix_socket(path)
-        except ConnectionRefusedError:
-            os.unlink(path)  # a stale socket file: nobody listens on it
-        except OSError as exc:  # e.g. another user's socket: never removed
-            raise AttachError(address, f"cannot serve on {address}: {exc}") from exc
-        else:
-            await probe.aclose()
-            raise AttachError(address, f"cannot serve on {address}: something already listens")
-    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-    try:
-        await sock.bind(path)
-        # Owner only, before listen(): until then every connect() is refused, so no other user
-        # can slip in between the bind and the chmod.
-        os.chmod(path, 0o600)
-        sock.listen()
-        created = os.lstat(path)
-    except OSError as exc:
-        sock.close()
-        raise AttachError(address, f"cannot serve on {address}: {exc}") from exc
-    return trio.SocketListener(sock), created
 
 
 @contextlib.asynccontextmanager
@@ -328,36 +273,52 @@ async def serve_snapshots(
     address: str | Address,
     *,
     expose_beyond_loopback: bool = False,
-    idle_timeout: float = _IDLE_TIMEOUT,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> AsyncIterator[SnapshotServer]:
     """Serve ``source``'s snapshots on ``address`` for the body of ``async with``.
 
     ``source`` is a running tree (anything with ``snapshot()``) or a callable returning a
     :class:`SystemSnapshot`, directly or as an awaitable; it is called once per request. A Unix
     socket file is created with mode ``0o600`` (replacing a stale socket file nobody listens on)
-    and removed on exit. A TCP address must be on the loopback interface (``127.0.0.1``, ``::1``,
-    ``localhost``) unless ``expose_beyond_loopback=True``; port 0 picks a free port, which
-    :attr:`SnapshotServer.address` then shows. A connection idle for ``idle_timeout`` seconds is
-    closed.
+    and removed on exit; its directory must be ours or root's and not writable by other users
+    without the sticky bit (:func:`default_socket_path` gives a per-user path). A TCP address must
+    be on the loopback interface (``127.0.0.1``, ``::1``, ``localhost``) unless
+    ``expose_beyond_loopback=True``; port 0 picks a free port, which
+    :attr:`SnapshotServer.address` then shows.
 
-    A source that raises an ``Exception`` is answered with an error line; the server carries on.
-    Leaving the block (normally, by an exception or by cancellation) closes every connection.
+    Bounds: at most ``max_connections`` connections (default
+    :data:`DEFAULT_MAX_CONNECTIONS`, 16) are served at once; one more is sent
+    ``{"error": "too many connections ..."}`` and closed at once, so a client holding idle
+    connections cannot use up the program's file descriptors. A connection that does not complete
+    its next request line (at most 4 KiB), or does not read its reply, within ``idle_timeout``
+    seconds (default :data:`DEFAULT_IDLE_TIMEOUT`, 10) is closed.
+
+    Whatever a client sends ends at worst its own connection: a request that is not ``{"get":
+    "snapshot"}`` (garbage, deep nesting, not UTF-8) is answered with an error line; an over-long
+    one is answered and the connection closed; any other error in a connection closes it. A source
+    that raises an ``Exception`` is answered with an error line; the server carries on. If
+    accepting connections itself fails, the server stops serving (``statistics().failure`` says
+    why) and the body of ``async with`` runs on. Leaving the block (normally, by an exception or
+    by cancellation) closes every connection.
 
     Raises:
         AddressError: a bad address, or a host off the loopback without ``expose_beyond_loopback``.
         AttachError: the socket cannot be made (a path that is not a socket or is already served,
-            a path too long, a port in use).
-        ConfigError: ``idle_timeout`` is not > 0.
+            an unsafe directory, a stale socket that cannot be removed, a path too long, a port in
+            use).
+        ConfigError: ``idle_timeout`` is not a finite number > 0, or ``max_connections`` not an
+            integer >= 1.
         TypeError: ``source`` has no ``snapshot()`` and is not callable.
     """
     fetch = as_snapshot_source(source)
-    if not (math.isfinite(idle_timeout) and idle_timeout > 0):
-        raise ConfigError(f"`idle_timeout` must be a finite number > 0 (got {idle_timeout!r})")
+    DURATION.check("idle_timeout", idle_timeout)
+    limit = COUNT.resolve_int("max_connections", max_connections, env=None, default=0)
     where = parse_address(address)
     created: os.stat_result | None = None
     listeners: list[trio.SocketListener]
     if isinstance(where, UnixAddress):
-        listener, created = await _unix_listener(where)
+        listener, created = await unix_listener(where, where.path)
         listeners = [listener]
     else:
         if not where.is_loopback and not expose_beyond_loopback:
@@ -372,10 +333,10 @@ async def serve_snapshots(
             raise AttachError(address, f"cannot serve on {where}: {exc}") from exc
         port = listeners[0].socket.getsockname()[1]
         where = TcpAddress(host=where.host, port=port)
-    server = SnapshotServer(fetch, where, idle_timeout)
+    server = SnapshotServer(fetch, where, idle_timeout, limit)
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, server._handle, listeners)
+            await nursery.start(server._serve, listeners)
             try:
                 yield server
             finally:
@@ -384,14 +345,7 @@ async def serve_snapshots(
         for listener in listeners:
             await trio.aclose_forcefully(listener)
         if created is not None and isinstance(where, UnixAddress):
-            _remove_own_socket(where.path, created)
-
-
-def _remove_own_socket(path: str, created: os.stat_result) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        now = os.lstat(path)
-        if (now.st_dev, now.st_ino) == (created.st_dev, created.st_ino):
-            os.unlink(path)
+            remove_own_socket(where.path, created)
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -433,8 +387,8 @@ async def fetch_snapshot(address: str | Address, timeout: float = 5.0) -> System
         AttachTimeout: no complete answer within ``timeout`` seconds.
         ConfigError: ``timeout`` is not > 0.
     """
-    if not (math.isfinite(timeout) and timeout > 0):
-        raise ConfigError(f"`timeout` must be a finite number > 0 (got {timeout!r})")
+    if not DURATION.admits(timeout):
+        raise ConfigError(f"`timeout` must be a finite number > 0 (got {shown(timeout)})")
     where = parse_address(address)
     if isinstance(where, TcpAddress) and where.port == 0:
         raise AddressError(address, f"bad address {address!r}: cannot connect to port 0")
@@ -456,13 +410,33 @@ async def fetch_snapshot(address: str | Address, timeout: float = 5.0) -> System
 
 
 def _decode(address: Address, line: bytes) -> SystemSnapshot:
+    """The snapshot in ``line``; every way it can be malformed is an :class:`AttachError`.
+
+    The server is not trusted: bytes that are not UTF-8, JSON nested too deeply to parse
+    (``RecursionError``), numbers too long to read, a tree nested too deeply to rebuild, or any
+    other surprise all become ``AttachError`` naming the address and the reason.
+    """
     try:
         data = json.loads(line)
+    except RecursionError as exc:
+        raise AttachError(
+            address, f"{address} did not answer with a snapshot: JSON nested too deeply"
+        ) from exc
     except ValueError as exc:
-        raise AttachError(address, f"{address} did not answer with a snapshot: {exc}") from exc
+        raise AttachError(
+            address, f"{address} did not answer with a snapshot: {_text(exc)}"
+        ) from exc
     if isinstance(data, dict) and set(data) == {"error"}:
-        raise AttachError(address, f"{address} answered with an error: {data['error']}")
+        message = data["error"]
+        shown_message = _text(Exception(message)) if isinstance(message, str) else shown(message)
+        raise AttachError(address, f"{address} answered with an error: {shown_message}")
     try:
         return snapshot_from_json(line)
-    except ValueError as exc:
-        raise AttachError(address, f"{address} did not answer with a snapshot: {exc}") from exc
+    except RecursionError as exc:
+        raise AttachError(
+            address, f"{address} did not answer with a snapshot: nested too deeply"
+        ) from exc
+    except Exception as exc:  # ValueError, or whatever else a hostile reply can provoke
+        raise AttachError(
+            address, f"{address} did not answer with a snapshot: {_text(exc)}"
+        ) from exc

@@ -103,11 +103,15 @@ class ServiceHistory:
 
     def record(self, snapshot: SystemSnapshot) -> bool:
         """Take the watched service's numbers and new breaker changes from ``snapshot``;
-        ``False`` (and :attr:`problem` set) when it has no such service. A snapshot older than
+        ``False`` (and :attr:`problem` set) when it has no such service, or its time is not
+        finite (a server's JSON may say ``NaN``). A snapshot older than
         one already recorded is ignored (``True``)."""
         found = resolve(self.name, snapshot)
         if isinstance(found, str):
             self.problem = found
+            return False
+        if not math.isfinite(snapshot.at):  # a server's JSON may say NaN or Infinity
+            self.problem = f"the snapshot's time is not a finite number ({snapshot.at!r})"
             return False
         self.problem = None
         if snapshot.at < self._now:

@@ -19,7 +19,8 @@ import trio
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-from .._errors import ConfigError
+from .._config import DURATION, QUEUE
+from .._errors import ConfigError, shown
 from ..observe._snapshot import SystemSnapshot
 from ..observe._source import SnapshotSource, SupportsSnapshot, as_snapshot_source
 from ._feed import Feed, FeedState
@@ -84,10 +85,10 @@ class Monitor:
         max_events: int | None = None,
         watch: str | None = None,
     ) -> None:
-        if not (isinstance(interval, int | float) and math.isfinite(interval) and interval > 0):
-            raise ConfigError(f"`interval` must be a finite number > 0 (got {interval!r})")
-        if max_events is not None and max_events < 0:
-            raise ConfigError(f"`max_events` must be >= 0 (got {max_events})")
+        if not DURATION.admits(interval):
+            raise ConfigError(f"`interval` must be a finite number > 0 (got {shown(interval)})")
+        if max_events is not None and not QUEUE.admits(max_events):
+            raise ConfigError(f"`max_events` must be >= 0 (got {shown(max_events)})")
         self._source = as_snapshot_source(source)
         self.interval = float(interval)
         self.console = console if console is not None else Console()

@@ -8,6 +8,7 @@ its guarded services.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import trio
 
 from .._config import COUNT, DURATION, UNSET, Unset
-from .._errors import CircuitOpenError, ConfigError
+from .._errors import CircuitOpenError, ConfigError, shown
 from .._listeners import Listeners
 from ..rules._breaker import (
     _DEFAULT_FAILURE_THRESHOLD,
@@ -38,8 +39,10 @@ from ..rules._breaker import (
     Refusal,
 )
 from ..rules._rate_breaker import OpenBackoff, RateWindow
+from . import _testing
 from ._breaker_ext import MeasuredGuard, measured_core
 from ._decorate import decorate, is_async_callable, qualname_of
+from ._generators import WholeIteration, generator_kind
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -132,9 +135,9 @@ class CircuitBreaker:
         is_failure_result: Callable[[Any], object] | None = None,
     ) -> None:
         if not isinstance(name, str):
-            raise ConfigError(f"`name` must be a string (got {name!r})")
+            raise ConfigError(f"`name` must be a string (got {shown(name)})")
         if config is not None and not isinstance(config, CircuitBreakerConfig):
-            raise ConfigError(f"`config` must be a CircuitBreakerConfig (got {config!r})")
+            raise ConfigError(f"`config` must be a CircuitBreakerConfig (got {shown(config)})")
         if config is not None:
             failure_threshold = (
                 config.failure_threshold if failure_threshold is UNSET else failure_threshold
@@ -185,6 +188,7 @@ class CircuitBreaker:
         self._clock = _outside_trio_clock if clock is None else clock
         self._listeners: Listeners[CircuitStateChange] = Listeners()
         self._entries: dict[object, list[Permit]] = {}
+        _testing.track(self)  # findable by name for supervisor.testing(open_breakers=...)
 
     # -- settings and inspection --------------------------------------------------------------
 
@@ -368,9 +372,18 @@ class CircuitBreaker:
             core.on_success(permit)
         return result
 
+    def _open(self) -> Callable[[BaseException | None], None]:
+        permit = self._core.free_permit or self._acquire()
+        return functools.partial(self._settle, permit)
+
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorate ``fn`` (``async def`` or plain) so every call goes through this breaker; the
         wrapper exposes the breaker as ``.breaker``.
+
+        A generator function (plain or async) becomes a generator function whose whole
+        iteration is one call: the breaker is asked at the first step (an open breaker raises
+        ``CircuitOpenError`` there), an error raised while iterating counts as a failure (and
+        propagates), running to the end is a success, and closing it early counts as nothing.
 
         Raises:
             TypeError: ``fn`` is not callable.
@@ -382,6 +395,7 @@ class CircuitBreaker:
             around_async=self._guard_async if measured is None else measured.guard_async,
             around_sync=self._guard_sync if measured is None else measured.guard_sync,
             extra={"breaker": self},
+            generators=WholeIteration(self._open),
         )
 
     @overload
@@ -399,7 +413,10 @@ class CircuitBreaker:
         Raises:
             CircuitOpenError: the breaker refused the call; ``fn`` was not invoked.
             Exception: whatever ``fn`` raised, unchanged.
+            TypeError: ``fn`` is a generator function (calling one runs none of it: decorate it
+                instead, so that its iteration is guarded).
         """
+        _not_a_generator("call", fn)
         measured = self._measured
         if is_async_callable(fn):
             guard = self._guard_async if measured is None else measured.guard_async
@@ -410,6 +427,7 @@ class CircuitBreaker:
 
     def call_sync(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the plain function ``fn(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
+        _not_a_generator("call_sync", fn)
         measured = self._measured
         guard = self._guard_sync if measured is None else measured.guard_sync
         result: R = guard(lambda: fn(*args, **kwargs))
@@ -464,6 +482,16 @@ class CircuitBreaker:
     ) -> None:
         """The synchronous form of :meth:`__aexit__`."""
         self._exit(exc)
+
+
+def _not_a_generator(method: str, fn: object) -> None:
+    kind = generator_kind(fn)
+    if kind is not None:
+        what = "an async generator function" if kind == "async" else "a generator function"
+        raise TypeError(
+            f"{method}() runs a function to its result, and {qualname_of(fn)!r} is {what} "
+            "(its work happens while it is iterated): decorate it with the breaker instead"
+        )
 
 
 def circuit_breaker(

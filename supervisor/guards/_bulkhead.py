@@ -20,9 +20,10 @@ import attrs
 import trio
 
 from .._config import COUNT, QUEUE, UNSET, Unset
-from .._errors import BulkheadFullError
+from .._errors import BulkheadFullError, shown
 from ..rules._bulkhead import Admission, BulkheadCore
 from ._decorate import decorate, qualname_of
+from ._generators import Refused
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,7 +79,7 @@ class Bulkhead:
         max_queued: int | Unset = UNSET,
     ) -> None:
         if not isinstance(name, str):
-            raise TypeError(f"`name` must be a string (got {name!r})")
+            raise TypeError(f"`name` must be a string (got {shown(name)})")
         self.name = name
         self._core: BulkheadCore[trio.lowlevel.Task] = BulkheadCore(
             COUNT.resolve_int("max_concurrent", max_concurrent, env=None, default=10),
@@ -158,7 +159,8 @@ class Bulkhead:
         """Guard ``fn`` (an ``async def`` function or method) with this bulkhead.
 
         Raises:
-            TypeError: ``fn`` is a plain function (waiting for a slot needs trio).
+            TypeError: ``fn`` is a plain function (waiting for a slot needs trio) or a generator
+                function (a slot would be held between its items).
         """
         return decorate(
             fn,
@@ -166,6 +168,10 @@ class Bulkhead:
             around_async=self._around,
             around_sync=None,
             extra={"bulkhead": self},
+            generators=Refused(
+                "a slot would be held between its items for as long as the consumer keeps it "
+                "open; guard the calls inside it, or an `async def` that collects the items"
+            ),
         )
 
     def statistics(self) -> BulkheadStatistics:

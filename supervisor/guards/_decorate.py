@@ -3,7 +3,9 @@
 A rule supplies how to run *around* a call (an async form, and a sync form where the rule
 makes sense for plain functions); :func:`decorate` does the rest once for all of them: it picks
 the form that fits the function, keeps :func:`functools.wraps` metadata, and refuses at
-decoration time a plain function the rule cannot guard.
+decoration time a plain function the rule cannot guard. A generator function (plain or async) is
+guarded while it is iterated, as the rule's ``generators`` value says (``_generators.py``), or
+refused with the rule's reason.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Final, ParamSpec, Protocol, TypeVar
+
+from .._errors import shown
+from ._generators import GeneratorRule, Refused, generator_kind, wrap_generator
 
 __all__ = ["AsyncAround", "SyncAround", "decorate", "is_async_callable", "qualname_of"]
 
@@ -42,6 +47,9 @@ def is_async_callable(fn: object) -> bool:
     return call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
 
 
+_NO_GENERATORS: Final = Refused("this rule does not apply to an iteration")
+
+
 def decorate(
     fn: Callable[P, R],
     *,
@@ -49,6 +57,7 @@ def decorate(
     around_async: AsyncAround,
     around_sync: SyncAround | None,
     extra: dict[str, object] | None = None,
+    generators: GeneratorRule = _NO_GENERATORS,
 ) -> Callable[P, R]:
     """Wrap ``fn`` so that each call runs under ``around_async`` (or ``around_sync``).
 
@@ -58,14 +67,28 @@ def decorate(
         around_async: used when ``fn`` is a coroutine function.
         around_sync: used for a plain function; ``None`` where the rule cannot guard one.
         extra: attributes to set on the wrapper (``breaker`` for ``circuit_breaker``, ...).
+        generators: how a generator function (plain or async) is guarded: over its whole
+            iteration, up to its first item, or refused (see ``_generators.py``). The wrapper of
+            a generator function is a generator function of the same kind.
 
     Raises:
-        TypeError: ``fn`` is not callable, or is a plain function and ``around_sync`` is ``None``.
+        TypeError: ``fn`` is not callable; a plain function and ``around_sync`` is ``None``; a
+            generator function the rule refuses (the message says why).
     """
     if not callable(fn):
-        raise TypeError(f"@{rule} decorates a callable (got {fn!r})")
+        raise TypeError(f"@{rule} decorates a callable (got {shown(fn)})")
     wrapper: Callable[..., Any]
-    if is_async_callable(fn):
+    kind = generator_kind(fn)
+    if kind is not None:
+        wrapper = wrap_generator(
+            fn,
+            kind,
+            rule=rule,
+            how=generators,
+            around_async=around_async,
+            around_sync=around_sync,
+        )
+    elif is_async_callable(fn):
         async_fn: Callable[..., Awaitable[Any]] = fn  # type: ignore[assignment]
 
         @functools.wraps(fn)

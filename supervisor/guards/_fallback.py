@@ -14,13 +14,15 @@ import enum
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar
 
 import trio
 
 from .._config import COUNT, DURATION, UNSET, Unset
+from .._errors import shown
 from ..rules._cache import MISS, CacheStatistics, TtlLruCache
 from ._decorate import decorate, is_async_callable
+from ._generators import Refused, generator_kind
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,10 +36,16 @@ def _exception_types(exceptions: object) -> tuple[type[BaseException], ...]:
     for item in items:
         if not (isinstance(item, type) and issubclass(item, BaseException)):
             raise TypeError(
-                f"`exceptions` must be an exception class or a tuple of them (got {exceptions!r})"
+                "`exceptions` must be an exception class or a tuple of them "
+                f"(got {shown(exceptions)})"
             )
     return items
 
+
+_NO_GENERATORS: Final = Refused(
+    "items already handed out cannot be taken back, so a failure while iterating has nothing to "
+    "fall back to; decorate a function that returns the collected items"
+)
 
 # --------------------------------------------------------------------------------------------------
 # fallback / default_fallback
@@ -75,7 +83,7 @@ def fallback(
     if default_value is _MISSING and default_factory is None:
         raise TypeError("fallback() needs a default value or a `default_factory`")
     if default_factory is not None and not callable(default_factory):
-        raise TypeError(f"`default_factory` must be callable (got {default_factory!r})")
+        raise TypeError(f"`default_factory` must be callable (got {shown(default_factory)})")
     types = _exception_types(exceptions)
 
     def produce() -> Any:
@@ -98,7 +106,13 @@ def fallback(
                     return produce()
                 raise
 
-        return decorate(fn, rule="fallback", around_async=around_async, around_sync=around_sync)
+        return decorate(
+            fn,
+            rule="fallback",
+            around_async=around_async,
+            around_sync=around_sync,
+            generators=_NO_GENERATORS,
+        )
 
     return decorator
 
@@ -129,7 +143,7 @@ def degraded_fallback(
             function (at decoration time).
     """
     if not callable(alternative):
-        raise TypeError(f"`alternative` must be callable (got {alternative!r})")
+        raise TypeError(f"`alternative` must be callable (got {shown(alternative)})")
     types = _exception_types(exceptions)
 
     def decorator(fn: Callable[P, R]) -> Callable[P, R]:
@@ -154,13 +168,21 @@ def degraded_fallback(
             args, kwargs = _arguments(call, fn)
             return alternative(*args, **kwargs)
 
-        if not is_async_callable(fn) and is_async_callable(alternative):
+        if (
+            generator_kind(fn) is None
+            and not is_async_callable(fn)
+            and is_async_callable(alternative)
+        ):
             raise TypeError(
-                f"degraded_fallback: the alternative {alternative!r} is async but "
+                f"degraded_fallback: the alternative {shown(alternative)} is async but "
                 f"{getattr(fn, '__qualname__', fn)!r} is a plain function"
             )
         return decorate(
-            fn, rule="degraded_fallback", around_async=around_async, around_sync=around_sync
+            fn,
+            rule="degraded_fallback",
+            around_async=around_async,
+            around_sync=around_sync,
+            generators=_NO_GENERATORS,
         )
 
     return decorator
@@ -292,9 +314,9 @@ def cache_fallback(
     resolved_ttl = DURATION.resolve("ttl", ttl, env=None, default=300.0)
     resolved_size = COUNT.resolve_int("maxsize", maxsize, env=None, default=1024)
     if key is not None and not callable(key):
-        raise TypeError(f"`key` must be callable (got {key!r})")
+        raise TypeError(f"`key` must be callable (got {shown(key)})")
     if clock is not None and not callable(clock):
-        raise TypeError(f"`clock` must be callable (got {clock!r})")
+        raise TypeError(f"`clock` must be callable (got {shown(clock)})")
     types = _exception_types(exceptions)
 
     def decorator(fn: Callable[P, R]) -> Callable[P, R]:
@@ -331,6 +353,7 @@ def cache_fallback(
             around_async=around_async,
             around_sync=around_sync,
             extra={"cache_statistics": shell.statistics},
+            generators=_NO_GENERATORS,
         )
 
     return decorator

@@ -7,7 +7,6 @@ a service turns unhealthy or recovers.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -15,7 +14,8 @@ from typing import Any
 import attrs
 import trio
 
-from .._config import COUNT, DURATION, UNSET, Unset
+from .._config import COUNT, DURATION, NON_NEGATIVE, UNSET, Unset
+from .._errors import shown
 from .._listeners import Listeners
 from ..rules._health import TIMEOUT_ERROR_NAME, HealthChange, HealthWindow, ServiceStatus
 
@@ -72,7 +72,10 @@ class HealthTracker:
     start to start: the next check starts at ``max(previous start + interval, previous end)``, so
     a check still running when the next is due delays it and never overlaps it. A service
     registered while the tracker runs gets its first check at once. Leaving the block cancels the
-    checks in progress (they count as nothing).
+    checks in progress (they count as nothing) and starts no new one, even one due at the very
+    instant of the exit. Note that the block itself starts only after the first round: with a
+    4 s check, ``async with tracker: await trio.sleep(13)`` exits at 17 s, so checks started at
+    0, 4, 8, 12 and 16 s all began before the exit.
 
     Alerts: when a service turns unhealthy, and when it recovers, the tracker publishes a
     :class:`HealthChange` to the listeners added with :meth:`add_listener` and then calls
@@ -103,12 +106,13 @@ class HealthTracker:
         )
         self.window_size = int(COUNT.check("window_size", window_size))
         if on_alert is not None and not callable(on_alert):
-            raise TypeError(f"`on_alert` must be callable or None (got {on_alert!r})")
+            raise TypeError(f"`on_alert` must be callable or None (got {shown(on_alert)})")
         self._on_alert = on_alert
         self._services: dict[str, _Service] = {}
         self._listeners: Listeners[HealthChange] = Listeners()
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
+        self._closing = False
 
     # -- registration and inspection ------------------------------------------------------------
 
@@ -126,11 +130,11 @@ class HealthTracker:
             TypeError: ``name`` is not a string or ``health_check`` is not callable.
         """
         if not isinstance(name, str):
-            raise TypeError(f"`name` must be a string (got {name!r})")
+            raise TypeError(f"`name` must be a string (got {shown(name)})")
         if not callable(health_check):
-            raise TypeError(f"`health_check` must be callable (got {health_check!r})")
+            raise TypeError(f"`health_check` must be callable (got {shown(health_check)})")
         if name in self._services:
-            raise ValueError(f"service {name!r} is already registered")
+            raise ValueError(f"service {shown(name)} is already registered")
         seconds = DURATION.resolve("interval", interval, env="HEALTH_CHECK_INTERVAL", default=30.0)
         service = _Service(
             health_check,
@@ -171,13 +175,8 @@ class HealthTracker:
             TypeError: ``error`` is neither ``None`` nor an exception.
         """
         service = self._services[name]
-        if (
-            isinstance(latency, bool)
-            or not isinstance(latency, int | float)
-            or not math.isfinite(latency)
-            or latency < 0
-        ):
-            raise ValueError(f"`latency` must be a finite number >= 0 (got {latency!r})")
+        if not NON_NEGATIVE.admits(latency):
+            raise ValueError(f"`latency` must be a finite number >= 0 (got {shown(latency)})")
         if error is None:
             service.window.record_call(ok=True, latency=float(latency))
         elif isinstance(error, Exception):
@@ -185,7 +184,7 @@ class HealthTracker:
                 ok=False, latency=float(latency), error_type=type(error).__name__
             )
         elif not isinstance(error, BaseException):
-            raise TypeError(f"`error` must be an exception or None (got {error!r})")
+            raise TypeError(f"`error` must be an exception or None (got {shown(error)})")
 
     def add_listener(self, callback: Callable[[HealthChange], object]) -> None:
         """Call ``callback(change)`` synchronously with each :class:`HealthChange`."""
@@ -239,13 +238,18 @@ class HealthTracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        """Cancel the running checks and wait for them to end."""
+        """Cancel the running checks and wait for them to end; from the moment exit begins no
+        check starts (one due at that same instant included)."""
         cm, nursery = self._nursery_cm, self._nursery
         self._nursery_cm = self._nursery = None
         if nursery is None:
             return False
-        nursery.cancel_scope.cancel()
-        return bool(await cm.__aexit__(exc_type, exc, tb))
+        self._closing = True
+        try:
+            nursery.cancel_scope.cancel()
+            return bool(await cm.__aexit__(exc_type, exc, tb))
+        finally:
+            self._closing = False
 
     async def _run_service(self, service: _Service, first: _FirstRound | None) -> None:
         start = trio.current_time()
@@ -254,6 +258,8 @@ class HealthTracker:
             first.finished_one()
         while True:
             await trio.sleep_until(start + service.interval)
+            if self._closing:  # exit began while this task was waking: start nothing more
+                return
             start = trio.current_time()
             await self._check(service, start)
 

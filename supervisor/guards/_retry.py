@@ -16,7 +16,8 @@ from typing import Any, Final, ParamSpec, TypeVar, overload
 
 import trio
 
-from .._config import COUNT, FACTOR, NON_NEGATIVE, UNSET, Unset
+from .._config import COUNT, DELAY_CAP, FACTOR, NON_NEGATIVE, UNSET, Unset
+from .._errors import shown
 from ..rules._retry import (
     _DEFAULT_BACKOFF_FACTOR,
     _DEFAULT_INITIAL_DELAY,
@@ -31,7 +32,9 @@ from ..rules._retry import (
 )
 from ..rules._retry_budget import RetryBudget
 from ..rules._retry_plan import RetryPlan
+from . import _testing
 from ._decorate import decorate, qualname_of
+from ._generators import UntilFirstItem, generator_kind
 from ._retry_ext import Hook, Hooks, Retrying, _note_no_sleep, plan_decorator, run_plan_async
 
 P = ParamSpec("P")
@@ -50,7 +53,8 @@ async def _run_async(
         try:
             return await call()
         except Exception as exc:
-            delay = schedule.next_delay(
+            delay = _testing.next_delay(
+                schedule,
                 attempt,
                 exc,
                 rng=rng,
@@ -74,7 +78,7 @@ def _run_sync(schedule: RetrySchedule, rng: random.Random, call: Callable[[], An
                 now, deadline = trio.current_time(), trio.current_effective_deadline()
             else:
                 now, deadline = 0.0, math.inf
-            delay = schedule.next_delay(attempt, exc, rng=rng, deadline=deadline, now=now)
+            delay = _testing.next_delay(schedule, attempt, exc, rng=rng, deadline=deadline, now=now)
             if delay is None:
                 raise
             if in_trio and delay > 0:
@@ -113,6 +117,8 @@ def retry(
       (n - 1))`` (env ``RETRY_INITIAL_DELAY`` 1.0, ``RETRY_MAX_DELAY`` 60.0,
       ``RETRY_BACKOFF_FACTOR`` 2.0); with ``jitter`` the sleep is drawn uniformly from
       ``[0, that]`` (from ``rng``, keyword-only, default a fresh :class:`random.Random`).
+      ``max_delay=math.inf`` (or ``RETRY_MAX_DELAY=inf``) means no cap; it is the only
+      parameter that accepts inf, and NaN is refused everywhere.
       A ``policy`` replaces the formula with ``policy.get_delay(n)`` (``jitter`` is then ignored),
       and its own ``max_attempts``, if any, also limits the attempts (the smaller wins).
     * An error with a numeric ``retry_after`` makes the delay ``max(delay, retry_after)``; where
@@ -128,6 +134,11 @@ def retry(
     trio cannot sleep on trio's clock without blocking the run: its retries happen only where the
     delay is 0; where a positive delay is due, retrying stops and the last error is re-raised with a
     note saying why.
+
+    Generator functions (plain or async): the wrapper is a generator function of the same kind;
+    an attempt is starting the iteration up to its first item, so a generator that fails before
+    its first item is made anew and retried; once an item was handed out, an error propagates
+    unretried (the items cannot be taken back).
 
     Cancellation: a cancelled sleep or attempt propagates ``trio.Cancelled`` at once; nothing more
     is tried.
@@ -146,7 +157,8 @@ def retry(
     Raises:
         ConfigError: a bad count, delay, factor, ``exceptions``, ``on``, ``total_timeout`` or
             environment value.
-        TypeError: ``policy`` has no ``get_delay``; the decorated object is not callable; a hook,
+        TypeError: ``policy`` has no ``get_delay``; the decorated object is not callable (or a
+            generator function, with one of the options beyond API.md); a hook,
             ``retry_on_result`` or ``budget`` of the wrong type.
     """
     schedule = _schedule_from(
@@ -186,6 +198,7 @@ def retry(
             around_async=around_async,
             around_sync=around_sync,
             extra={"retry_schedule": schedule},
+            generators=UntilFirstItem(),
         )
 
     return decorator
@@ -209,7 +222,7 @@ def _schedule_from(
         initial_delay=NON_NEGATIVE.resolve(
             "initial_delay", initial_delay, env=_ENV_INITIAL_DELAY, default=_DEFAULT_INITIAL_DELAY
         ),
-        max_delay=NON_NEGATIVE.resolve(
+        max_delay=DELAY_CAP.resolve(
             "max_delay", max_delay, env=_ENV_MAX_DELAY, default=_DEFAULT_MAX_DELAY
         ),
         backoff_factor=FACTOR.resolve(
@@ -340,8 +353,17 @@ class Retrier:
 
         Raises:
             Exception: the last error, re-raised unchanged, once retrying stops.
+            TypeError: ``operation`` is a generator function (decorate it instead).
             trio.Cancelled: at once, when the caller is cancelled.
         """
+
+        kind = generator_kind(operation)
+        if kind is not None:
+            what = "an async generator function" if kind == "async" else "a generator function"
+            raise TypeError(
+                f"execute() runs an operation to its result, and {qualname_of(operation)!r} is "
+                f"{what} (its work happens while it is iterated): decorate it with the retrier"
+            )
 
         async def call() -> Any:
             result = operation(*args, **kwargs)
@@ -368,7 +390,13 @@ class Retrier:
         def around_sync(call: Callable[[], Any]) -> Any:
             return _run_sync(schedule, rng, call)
 
-        return decorate(fn, rule="Retrier", around_async=around_async, around_sync=around_sync)
+        return decorate(
+            fn,
+            rule="Retrier",
+            around_async=around_async,
+            around_sync=around_sync,
+            generators=UntilFirstItem(),
+        )
 
     def __repr__(self) -> str:
         return f"<Retrier {self._schedule.policy!r}, max_attempts={self.max_attempts}>"
@@ -409,7 +437,7 @@ def retrying(
 
     Raises:
         ConfigError: a bad option or environment value (here, at creation).
-        TypeError: a hook or ``budget`` of the wrong type.
+        TypeError: a hook or ``budget`` of the wrong type, or ``name`` not a string.
     """
     schedule = _schedule_from(
         max_attempts,
@@ -420,6 +448,8 @@ def retrying(
         jitter=jitter,
         policy=policy,
     )
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a string (got {shown(name)})")
     hooks = Hooks.build(before_sleep=before_sleep, on_giveup=on_giveup, on_success=on_success)
     plan = RetryPlan.build(schedule, on=on, total_timeout=total_timeout, budget=budget)
     return Retrying(plan, _BLOCK_RNG if rng is None else rng, name, hooks)

@@ -19,10 +19,20 @@ from typing import Any, Final
 import attrs
 import trio
 
+from .._errors import shown
 from ..rules._retry_plan import GiveUpReason, RetryDetails, RetryPlan
+from . import _testing
 from ._decorate import decorate, is_async_callable, qualname_of
 
-__all__ = ["Attempt", "Hooks", "Retrying", "plan_decorator", "run_plan_async", "run_plan_sync"]
+__all__ = [
+    "Attempt",
+    "Hooks",
+    "Retrying",
+    "plan_decorator",
+    "run_plan_async",
+    "run_plan_sync",
+    "testing_overrides",
+]
 
 Hook = Callable[[RetryDetails], object]
 """A retry hook: called with one frozen :class:`RetryDetails`; plain or async."""
@@ -37,7 +47,7 @@ def _note_no_sleep(error: BaseException, delay: float) -> None:
 
 def _hook(param: str, value: object) -> Hook | None:
     if value is not None and not callable(value):
-        raise TypeError(f"`{param}` must be callable or None (got {value!r})")
+        raise TypeError(f"`{param}` must be callable or None (got {shown(value)})")
     return value
 
 
@@ -100,6 +110,16 @@ def _deadline() -> float:
     return trio.current_effective_deadline()
 
 
+def testing_overrides() -> dict[str, Any]:
+    """The ``cap`` and ``fixed_delay`` a testing mode in force puts on a plan's decisions
+    (:func:`supervisor.testing`), as keyword arguments; none without one. Read only on a
+    failure path."""
+    mode = _testing.current_mode()
+    if mode is None:
+        return {}
+    return {"cap": mode.max_attempts, "fixed_delay": mode.retry_delay}
+
+
 async def run_plan_async(
     plan: RetryPlan, rng: random.Random, name: str, hooks: Hooks, call: Callable[[], Awaitable[Any]]
 ) -> Any:
@@ -121,7 +141,13 @@ async def run_plan_async(
         except Exception as exc:
             now = trio.current_time()
             decision = plan.after_error(
-                attempt, exc, rng=rng, now=now, started=started, deadline=_deadline()
+                attempt,
+                exc,
+                rng=rng,
+                now=now,
+                started=started,
+                deadline=_deadline(),
+                **testing_overrides(),
             )
             if type(decision) is GiveUpReason:
                 details = RetryDetails(
@@ -142,7 +168,12 @@ async def run_plan_async(
                 return result
             now = trio.current_time()
             verdict = plan.result_retry(
-                attempt, rng=rng, now=now, started=started, deadline=_deadline()
+                attempt,
+                rng=rng,
+                now=now,
+                started=started,
+                deadline=_deadline(),
+                **testing_overrides(),
             )
             if type(verdict) is GiveUpReason:
                 details = RetryDetails(
@@ -189,7 +220,13 @@ def run_plan_sync(
         except Exception as exc:
             now, deadline, in_trio = _sync_clock()
             decision = plan.after_error(
-                attempt, exc, rng=rng, now=now, started=started, deadline=deadline
+                attempt,
+                exc,
+                rng=rng,
+                now=now,
+                started=started,
+                deadline=deadline,
+                **testing_overrides(),
             )
             if type(decision) is GiveUpReason:
                 details = RetryDetails(
@@ -204,7 +241,13 @@ def run_plan_sync(
         else:
             now, deadline, in_trio = _sync_clock()
             verdict = plan.after_result(
-                attempt, result, rng=rng, now=now, started=started, deadline=deadline
+                attempt,
+                result,
+                rng=rng,
+                now=now,
+                started=started,
+                deadline=deadline,
+                **testing_overrides(),
             )
             if verdict is None:
                 _fire_sync(
@@ -364,7 +407,13 @@ class _RetryingIterator:
             return False, None
         now = trio.current_time()
         decision = self.plan.after_error(
-            num, exc, rng=self.rng, now=now, started=self._started, deadline=_deadline()
+            num,
+            exc,
+            rng=self.rng,
+            now=now,
+            started=self._started,
+            deadline=_deadline(),
+            **testing_overrides(),
         )
         if type(decision) is GiveUpReason:
             self._finished = True

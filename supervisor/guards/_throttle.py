@@ -20,9 +20,10 @@ import attrs
 import trio
 
 from .._config import COUNT, DURATION, UNSET, Unset
-from .._errors import ConfigError, RateLimitExceeded
+from .._errors import ConfigError, RateLimitExceeded, shown
 from ..rules._window import SlidingWindowCore
 from ._decorate import decorate, qualname_of
+from ._generators import UntilFirstItem
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,7 +44,7 @@ def _on_limit(value: object) -> OnLimit:
     for member in OnLimit:
         if value == member.value:
             return member
-    raise ConfigError(f'`on_limit` must be "wait" or "raise" (got {value!r})')
+    raise ConfigError(f'`on_limit` must be "wait" or "raise" (got {shown(value)})')
 
 
 @attrs.frozen(kw_only=True)
@@ -174,8 +175,11 @@ class Throttle:
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Guard ``fn`` (an ``async def`` function or method) with this throttle.
 
+        An async generator function is admitted when its iteration starts (at the first step).
+
         Raises:
-            TypeError: ``fn`` is a plain function (a throttle waits, so it needs trio).
+            TypeError: ``fn`` is a plain function or a plain generator function (a throttle
+                waits, so it needs trio).
         """
         return decorate(
             fn,
@@ -183,6 +187,7 @@ class Throttle:
             around_async=self._around,
             around_sync=None,
             extra={"throttle": self},
+            generators=UntilFirstItem(),
         )
 
     def statistics(self) -> ThrottleStatistics:

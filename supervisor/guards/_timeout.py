@@ -13,9 +13,10 @@ from typing import Any, Final, ParamSpec, TypeVar
 import trio
 
 from .._config import DURATION, UNSET
-from .._errors import ConfigError, OperationTimeout
+from .._errors import ConfigError, OperationTimeout, shown
 from ..rules._budget import BudgetCore
 from ._decorate import decorate
+from ._generators import Refused
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -47,11 +48,10 @@ def resolve_timeout(seconds: float | None, kind: str | TimeoutKind) -> float:
         ConfigError: ``kind`` is not one of ``"operation"``, ``"api"``, ``"query"`` (checked even
             when ``seconds`` is given); ``seconds`` or the variable is not a number > 0.
     """
-    try:
-        checked = TimeoutKind(kind)
-    except ValueError as exc:
+    if not isinstance(kind, str) or kind not in TimeoutKind.__members__.values():
         choices = ", ".join(repr(k.value) for k in TimeoutKind)
-        raise ConfigError(f"`kind` must be one of {choices} (got {kind!r})") from exc
+        raise ConfigError(f"`kind` must be one of {choices} (got {shown(kind)})", field="kind")
+    checked = TimeoutKind(kind)
     env, default = _DEFAULTS[checked]
     return DURATION.resolve(
         "seconds", UNSET if seconds is None else seconds, env=env, default=default
@@ -79,7 +79,8 @@ def timeout(
         ConfigError: at this call, for an unknown ``kind`` or a ``seconds`` (or variable) that is
             not a number > 0.
         TypeError: at decoration time, when the decorated function is not ``async`` (a plain
-            function cannot be cancelled).
+            function cannot be cancelled) or is a generator function (a cancel scope cannot
+            stay open across its yields).
     """
     limit = resolve_timeout(seconds, kind)
 
@@ -95,6 +96,10 @@ def timeout(
             around_async=around,
             around_sync=None,
             extra={"timeout_seconds": limit},
+            generators=Refused(
+                "its deadline would span the yields, and a cancel scope must not stay open across "
+                "a yield; put the timeout on the calls inside it"
+            ),
         )
 
     return decorator

@@ -29,6 +29,7 @@ import attrs
 
 from .._config import COUNT, DURATION
 from ..rules._breaker import CircuitState, CircuitStateChange
+from ..rules._counts import ERROR_TYPES_KEPT, TopCounts
 from ..rules._health import ServiceStatus
 from ._events import (
     ChildRestarted,
@@ -69,7 +70,8 @@ class ServiceMetricsStatistics:
     latency_samples: int
     """Latency samples held (at most ``latency_samples``)."""
     error_types: int
-    """Distinct exception type names counted."""
+    """Exception type names held (at most ``ERROR_TYPES_KEPT``, 20; the rest are counted under
+    ``"other"``)."""
     events: int
     """Events recorded."""
 
@@ -145,7 +147,7 @@ class ServiceMetrics:
         # [bucket index, requests finished, attempts, failed attempts], oldest first.
         self._buckets: collections.deque[list[int]] = collections.deque(maxlen=_BUCKETS)
         self._latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=maxlen)
-        self._errors: dict[str, int] = {}
+        self._errors = TopCounts(ERROR_TYPES_KEPT)
         self._refusals: dict[str, int] = {}
         self._fallbacks: dict[str, int] = {}
         self._pending: RequestFailed | None = None
@@ -278,8 +280,7 @@ class ServiceMetrics:
 
     def _failed(self, event: RequestFailed) -> None:
         self.failures += 1
-        name = type(event.error).__name__
-        self._errors[name] = self._errors.get(name, 0) + 1
+        self._errors.add(type(event.error).__name__)
         bucket = self._bucket(event.at)
         if bucket is not None:
             bucket[2] += 1
@@ -388,7 +389,7 @@ class ServiceMetrics:
             error_rate=self.error_rate(now),
             successes=self.successes,
             failures=self.failures,
-            errors_by_type=dict(self._errors),
+            errors_by_type=self._errors.as_dict(),
             refusals=dict(self._refusals),
             fallbacks=dict(self._fallbacks),
             retries=self.retries,

@@ -23,6 +23,8 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 import attrs
 import trio
 
+from .._errors import shown
+
 __all__ = ["CallTracer", "EventBus", "SubscriberFailed", "Subscription"]
 
 E = TypeVar("E")
@@ -148,7 +150,7 @@ class EventBus(Generic[E]):
     def add_listener(self, callback: Callable[[Any], object]) -> None:
         """Call ``callback(event)`` synchronously for every event published from now on."""
         if not callable(callback):
-            raise TypeError(f"a listener must be callable (got {callback!r})")
+            raise TypeError(f"a listener must be callable (got {shown(callback)})")
         self._callbacks.append(callback)
 
     def remove_listener(self, callback: Callable[[Any], object]) -> None:
@@ -163,7 +165,7 @@ class EventBus(Generic[E]):
             RuntimeError: the bus is closed.
         """
         if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1:
-            raise ValueError(f"`maxlen` must be an integer >= 1 (got {maxlen!r})")
+            raise ValueError(f"`maxlen` must be an integer >= 1 (got {shown(maxlen)})")
         if self._closed:
             raise RuntimeError("the event bus is closed")
         subscription = Subscription(self, maxlen)

@@ -10,7 +10,9 @@ from ..rules._breaker import CircuitStateChange
 from ..rules._health import HealthChange
 from ._bus import SubscriberFailed
 from ._events import (
+    AutoShutdownTriggered,
     ChildCrashed,
+    ChildIgnored,
     ChildParked,
     ChildRestarted,
     ChildStarted,
@@ -20,9 +22,11 @@ from ._events import (
     RequestCompleted,
     RequestFailed,
     RequestRefused,
+    RestartScheduled,
     RetryGaveUp,
     RetryScheduled,
 )
+from ._fault_events import FaultInjected
 from ._snapshot import EventSnapshot
 
 if TYPE_CHECKING:
@@ -40,13 +44,15 @@ def _error(error: BaseException | None) -> str:
 
 
 def _detail(event: object) -> str:
-    if isinstance(event, RequestCompleted | RequestFailed | RetryScheduled | RequestRefused):
+    if isinstance(
+        event, RequestCompleted | RequestFailed | RetryScheduled | RetryGaveUp | RequestRefused
+    ):
         return _request_detail(event)
     return _transition_detail(event)
 
 
 def _request_detail(
-    event: RequestCompleted | RequestFailed | RetryScheduled | RequestRefused,
+    event: RequestCompleted | RequestFailed | RetryScheduled | RetryGaveUp | RequestRefused,
 ) -> str:
     if isinstance(event, RequestCompleted):
         text = f"answered in {1000.0 * event.latency:.1f} ms"
@@ -58,6 +64,8 @@ def _request_detail(
     if isinstance(event, RetryScheduled):
         error = type(event.error).__name__
         return f"attempt {event.attempt} failed ({error}); retry in {event.delay:.3g}s"
+    if isinstance(event, RetryGaveUp):
+        return f"no more retries after {event.attempts} attempt(s): {event.reason.value}"
     if isinstance(event, RequestRefused):
         text = f"refused: {event.refusal.value}"
         return f"{text}, retry after {event.retry_after:.3g}s" if event.retry_after else text
@@ -86,10 +94,22 @@ def _transition_detail(event: object) -> str:
         return f"gave up: more than {event.max_restarts} restarts within {event.within:g}s"
     if isinstance(event, HealthChange):
         return "healthy again" if event.healthy else "unhealthy"
-    if isinstance(event, RetryGaveUp):
-        return f"no more retries after {event.attempts} attempt(s): {event.reason.value}"
     if isinstance(event, SubscriberFailed):
         return f"listener {event.callback} removed: {_error(event.error)}"
+    if isinstance(event, FaultInjected):
+        return f"injected at {event.point.value}: {event.fault.describe()}"
+    return _restart_detail(event)
+
+
+def _restart_detail(event: object) -> str:
+    if isinstance(event, RestartScheduled):
+        others = len(event.group) - 1
+        text = f"restart in {event.delay:.3g}s"
+        return f"{text} with {others} others" if others > 0 else text
+    if isinstance(event, ChildIgnored):
+        return "start ignored: kept terminated"
+    if isinstance(event, AutoShutdownTriggered):
+        return f"shuts down: significant child {event.significant} exited"
     return ""
 
 

@@ -16,7 +16,9 @@ import attrs
 from ..rules._retry_plan import GiveUpReason
 
 __all__ = [
+    "AutoShutdownTriggered",
     "ChildCrashed",
+    "ChildIgnored",
     "ChildParked",
     "ChildRestarted",
     "ChildStarted",
@@ -27,6 +29,7 @@ __all__ = [
     "RequestCompleted",
     "RequestFailed",
     "RequestRefused",
+    "RestartScheduled",
     "RetryGaveUp",
     "RetryScheduled",
     "TreeEvent",
@@ -100,6 +103,33 @@ class IntensityExceeded(TreeEvent):
     """The limit that was exceeded."""
     within: float
     """The window of the limit, in seconds."""
+
+
+@attrs.frozen(kw_only=True)
+class RestartScheduled(TreeEvent):
+    """A supervisor decided to restart the child at ``path`` (and its group) and counted it
+    against its intensity; the restart happens ``delay`` seconds later (``ChildRestarted``),
+    unless it is called off (``terminate_child``, a stop) meanwhile."""
+
+    delay: float
+    """The backoff before the restart, in seconds."""
+    group: tuple[str, ...] = ()
+    """The paths of every child that restarts with it, in start order (itself included)."""
+
+
+@attrs.frozen(kw_only=True)
+class ChildIgnored(TreeEvent):
+    """A child's start (or restart) said ``ignore``: it is kept terminated, with no actor (a
+    temporary one is forgotten); no crash is counted."""
+
+
+@attrs.frozen(kw_only=True)
+class AutoShutdownTriggered(TreeEvent):
+    """A significant child exited by itself and the supervisor at ``path`` shuts down (OTP's
+    ``auto_shutdown``): it stops its children and exits normally (reason ``shutdown``)."""
+
+    significant: str
+    """The path of the significant child whose exit triggered it."""
 
 
 # -- requests to guarded services ----------------------------------------------------------------

@@ -12,6 +12,7 @@ import attrs
 import trio
 
 from .._config import COUNT, UNSET, Unset
+from .._errors import shown
 from ..guards._health import HealthTracker
 from ..rules._breaker import CircuitState, CircuitStateChange
 from ..rules._health import ServiceStatus
@@ -185,7 +186,7 @@ class Metrics:
         self.check_timeout = probe.check_timeout
         self.max_events = int(COUNT.check("max_events", max_events))
         if not isinstance(keep_completed, bool):
-            raise TypeError(f"`keep_completed` must be true or false (got {keep_completed!r})")
+            raise TypeError(f"`keep_completed` must be true or false (got {shown(keep_completed)})")
         self.keep_completed = keep_completed
         ServiceMetrics(
             "",
@@ -231,7 +232,7 @@ class Metrics:
             RuntimeError: this object is already attached to a tree.
         """
         if self._tree is not None:
-            raise RuntimeError(f"{self!r} is already attached to {self._tree!r}")
+            raise RuntimeError(f"{shown(self)} is already attached to {shown(self._tree)}")
         self._tree = tree
         self._bus_publish = tree.events.publish
         tree.events.add_listener(self.record)
@@ -261,7 +262,7 @@ class Metrics:
         if tracked is not None:
             return tracked.metrics
         if health_check is not None and not callable(health_check):
-            raise TypeError(f"`health_check` must be callable (got {health_check!r})")
+            raise TypeError(f"`health_check` must be callable (got {shown(health_check)})")
         metrics = ServiceMetrics(
             path,
             created_at=at,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .._errors import shown
 from ..rules._breaker import CircuitState
 from ._snapshot import SystemSnapshot
 
@@ -130,7 +131,7 @@ class PrometheusCollector:
     ) -> None:
         _prometheus()
         if not callable(source):
-            raise TypeError(f"`source` must be callable (got {source!r})")
+            raise TypeError(f"`source` must be callable (got {shown(source)})")
         self.source = source
         self.namespace = namespace
 

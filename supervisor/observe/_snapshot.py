@@ -91,7 +91,8 @@ class ServiceSnapshot:
     failures: int = 0
     """Failed attempts, in total."""
     errors_by_type: Mapping[str, int] = attrs.field(factory=dict)
-    """Failed attempts by exception type name."""
+    """Failed attempts by exception type name: the 20 most frequent names, the rest under
+    ``"other"``."""
     refusals: Mapping[str, int] = attrs.field(factory=dict)
     """Requests refused on the caller's side, by rule (``circuit_open``, ``bulkhead_full``,
     ``rate_limited``)."""
@@ -164,17 +165,25 @@ def snapshot_from_json(text: str | bytes) -> SystemSnapshot:
     """Read a snapshot written by :func:`snapshot_to_json`.
 
     Raises:
-        ValueError: the text is not JSON or not a snapshot (the message says which field).
+        ValueError: the text is not JSON (also: not UTF-8, nested too deeply to parse, a number
+            too long to read) or not a snapshot (the message says which field, the first few
+            when many are wrong; a tree nested too deeply to rebuild says so).
     """
     try:
         data: Any = json.loads(text)
         return _CONVERTER.structure(data, SystemSnapshot)
-    except json.JSONDecodeError as exc:
+    except RecursionError as exc:
+        raise ValueError("not a JSON snapshot: nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an over-long integer
         raise ValueError(f"not a JSON snapshot: {exc}") from exc
-    except (cattrs.BaseValidationError, KeyError, TypeError) as exc:
-        details = (
-            "; ".join(cattrs.transform_error(exc))
+    except (cattrs.BaseValidationError, KeyError, TypeError, OverflowError) as exc:
+        problems = (
+            cattrs.transform_error(exc)
             if isinstance(exc, cattrs.BaseValidationError)
-            else str(exc)
+            else [str(exc)]
         )
+        if any("maximum recursion depth" in problem for problem in problems):
+            raise ValueError("not a valid snapshot: nested too deeply") from exc
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        details = "; ".join(problem[:200] for problem in problems[:5]) + more
         raise ValueError(f"not a valid snapshot: {details}") from exc

@@ -16,7 +16,7 @@ from typing import Any, Final
 import attrs
 
 from .._config import COUNT, DURATION, UNSET
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 from ._outcome_window import WindowStatistics
 
 ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
@@ -92,7 +92,7 @@ def _check_exception_types(param: str, value: object) -> tuple[type[BaseExceptio
     for item in items:
         if not (isinstance(item, type) and issubclass(item, BaseException)):
             raise ConfigError(
-                f"`{param}` must be an exception class or a tuple of them (got {value!r})"
+                f"`{param}` must be an exception class or a tuple of them (got {shown(value)})"
             )
     return items
 

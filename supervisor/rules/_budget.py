@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import math
-
 import attrs
 
 from .._config import DURATION
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 
 
 def _check_fraction(fraction: object) -> float:
     if (
         isinstance(fraction, bool)
         or not isinstance(fraction, int | float)
-        or not math.isfinite(fraction)
-        or not 0 < fraction <= 1
+        or not 0 < fraction <= 1  # also refuses NaN, inf and an integer of any size
     ):
-        raise ConfigError(f"`fraction` must be a number in (0, 1] (got {fraction!r})")
+        raise ConfigError(
+            f"`fraction` must be a number in (0, 1] (got {shown(fraction)})", field="fraction"
+        )
     return float(fraction)
 
 

@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 
 __all__ = ["Matcher", "Outcome", "OutcomeClassifier", "matcher"]
 
@@ -58,7 +58,8 @@ def matcher(param: str, value: object) -> Matcher:
         else:
             raise ConfigError(
                 f"`{param}` must be exception classes or predicates (exception) -> bool "
-                f"(got {value!r})"
+                f"(got {shown(value)})",
+                field=param,
             )
     classes = tuple(types)
     if not predicates:
@@ -69,7 +70,7 @@ def matcher(param: str, value: object) -> Matcher:
 
 def _optional_callable(param: str, value: object) -> Callable[..., Any] | None:
     if value is not None and not callable(value):
-        raise ConfigError(f"`{param}` must be callable or None (got {value!r})")
+        raise ConfigError(f"`{param}` must be callable or None (got {shown(value)})", field=param)
     return value
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import attrs
 
 from .._config import COUNT
+from ._counts import ERROR_TYPES_KEPT, TopCounts
 
 TIMEOUT_ERROR_NAME = "TimeoutError"
 """The ``errors_by_type`` key under which checks that ran past ``check_timeout`` are counted."""
@@ -43,7 +44,9 @@ class ServiceStatus:
     """Failed checks in a row (recorded calls do not count)."""
     errors_by_type: Mapping[str, int]
     """Failures since registration by exception type name (``"TimeoutError"`` for a check that
-    ran past ``check_timeout``; a check that returned ``False`` adds no entry)."""
+    ran past ``check_timeout``; a check that returned ``False`` adds no entry). At most the
+    ``ERROR_TYPES_KEPT`` (20) most frequent names are kept, the rest counted under ``"other"``
+    (see :class:`~supervisor.cores.TopCounts`)."""
     last_checked: float | None
     """Trio time at which the last check finished; ``None`` before the first check."""
     checks: int = 0
@@ -97,7 +100,7 @@ class HealthWindow:
         self._recent: deque[tuple[bool, float]] = deque(
             maxlen=int(COUNT.check("window_size", window_size))
         )
-        self._errors: dict[str, int] = {}
+        self._errors = TopCounts(ERROR_TYPES_KEPT)
         self.healthy = True
         self.consecutive_failures = 0
         self.last_checked: float | None = None
@@ -112,7 +115,7 @@ class HealthWindow:
         if ok:
             self.passed += 1
         elif error_type is not None:
-            self._errors[error_type] = self._errors.get(error_type, 0) + 1
+            self._errors.add(error_type)
 
     def record_call(self, *, ok: bool, latency: float, error_type: str | None = None) -> None:
         """Count one call (``latency`` in seconds); it never changes ``healthy``."""
@@ -164,7 +167,7 @@ class HealthWindow:
             error_rate=error_rate,
             availability=100.0 * self.passed / self.total if self.total else 100.0,
             consecutive_failures=self.consecutive_failures,
-            errors_by_type=dict(self._errors),
+            errors_by_type=self._errors.as_dict(),
             last_checked=self.last_checked,
             checks=self.checks,
             calls=self.calls,

@@ -14,7 +14,7 @@ import math
 import attrs
 
 from .._config import COUNT, DURATION
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 
 __all__ = ["OutcomeWindow", "WindowStatistics"]
 
@@ -55,8 +55,9 @@ class OutcomeWindow:
     def __init__(self, *, size: int | None = None, duration: float | None = None) -> None:
         if (size is None) == (duration is None):
             raise ConfigError(
-                f"a window needs exactly one of `size` and `duration` (got size={size!r}, "
-                f"duration={duration!r})"
+                f"a window needs exactly one of `size` and `duration` (got size={shown(size)}, "
+                f"duration={shown(duration)})",
+                field="size",
             )
         self.size = None if size is None else int(COUNT.check("size", size))
         self.duration = None if duration is None else float(DURATION.check("duration", duration))

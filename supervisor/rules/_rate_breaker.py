@@ -14,13 +14,12 @@ A plain breaker keeps the plain core, so none of this costs the default path any
 
 from __future__ import annotations
 
-import math
 from typing import Any, Final
 
 import attrs
 
 from .._config import COUNT, DURATION, FACTOR
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 from ._breaker import (
     _DEFAULT_FAILURE_THRESHOLD,
     _DEFAULT_HALF_OPEN_MAX_CALLS,
@@ -47,9 +46,12 @@ def _rate(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not (math.isfinite(value) and 0.0 < value <= 1.0)
+        or not 0.0 < value <= 1.0  # also false for NaN; no float() of a huge integer
     ):
-        raise ConfigError(f"`{attribute.name}` must be a rate in (0, 1] (got {value!r})")
+        raise ConfigError(
+            f"`{attribute.name}` must be a rate in (0, 1] (got {shown(value)})",
+            field=attribute.name,
+        )
 
 
 def _optional(bound: Any) -> Any:
@@ -106,15 +108,20 @@ class RateWindow:
         if (self.size is None) == (self.duration is None):
             raise ConfigError(
                 "a rate window needs exactly one of `size` and `duration` "
-                f"(got size={self.size!r}, duration={self.duration!r})"
+                f"(got size={shown(self.size)}, duration={shown(self.duration)})",
+                field="size",
             )
         if self.failure_rate is None and self.slow_call_rate is None:
-            raise ConfigError("a rate window needs `failure_rate` or `slow_call_rate` (got none)")
+            raise ConfigError(
+                "a rate window needs `failure_rate` or `slow_call_rate` (got none)",
+                field="failure_rate",
+            )
         if (self.slow_call_rate is None) != (self.slow_call_duration is None):
             raise ConfigError(
                 "`slow_call_rate` and `slow_call_duration` go together (got "
-                f"slow_call_rate={self.slow_call_rate!r}, "
-                f"slow_call_duration={self.slow_call_duration!r})"
+                f"slow_call_rate={shown(self.slow_call_rate)}, "
+                f"slow_call_duration={shown(self.slow_call_duration)})",
+                field="slow_call_duration",
             )
         if (
             self.size is not None
@@ -122,7 +129,9 @@ class RateWindow:
             and self.minimum_calls > self.size
         ):
             raise ConfigError(
-                f"`minimum_calls` must be at most `size` ({self.size}) (got {self.minimum_calls!r})"
+                f"`minimum_calls` must be at most `size` ({shown(self.size)}) "
+                f"(got {shown(self.minimum_calls)})",
+                field="minimum_calls",
             )
 
     @property
@@ -234,7 +243,7 @@ class RateBreakerCore(BreakerCore):
             ("classifier", classifier, OutcomeClassifier),
         ):
             if value is not None and not isinstance(value, kind):
-                raise TypeError(f"`{param}` must be a {kind.__name__} or None (got {value!r})")
+                raise TypeError(f"`{param}` must be a {kind.__name__} or None (got {shown(value)})")
         self.rate = window
         """The rate settings, or ``None`` (consecutive failures decide)."""
         self._calls_needed = 0 if window is None else window.calls_needed
@@ -263,7 +272,8 @@ class RateBreakerCore(BreakerCore):
         if open_backoff is not None and open_backoff.max_timeout < self.timeout:
             raise ConfigError(
                 f"`max_timeout` must be at least `timeout` ({self.timeout}) "
-                f"(got {open_backoff.max_timeout!r})"
+                f"(got {shown(open_backoff.max_timeout)})",
+                field="max_timeout",
             )
         if window is not None:
             self.free_permit = None
@@ -373,9 +383,10 @@ class RateBreakerCore(BreakerCore):
             return
         window.record(now, failed=failed, slow=slow)
         calls, needed = window.calls, self._calls_needed
-        # A quick success lowers both rates: it can trip only by bringing the window to
-        # `minimum_calls`.
-        if (failed or slow or calls == needed) and calls >= needed:
+        # In a count window a quick success cannot raise either rate (the call it pushes out
+        # was already counted in the last check): it can trip only by bringing the window to
+        # `minimum_calls`. In a time window, calls that left it may have raised the rates.
+        if (failed or slow or calls == needed or window.size is None) and calls >= needed:
             tripped = rate.trips(window.failure_rate, window.slow_call_rate)
             if tripped is not None:
                 self._move(CircuitState.OPEN, now, tripped)

@@ -11,8 +11,8 @@ from typing import Final
 
 import attrs
 
-from .._config import COUNT, FACTOR, NON_NEGATIVE, UNSET, Unset
-from .._errors import ConfigError
+from .._config import COUNT, DELAY_CAP, FACTOR, NON_NEGATIVE, UNSET, Unset
+from .._errors import ConfigError, shown
 
 _ENV_MAX_ATTEMPTS: Final = "RETRY_MAX_ATTEMPTS"
 _ENV_INITIAL_DELAY: Final = "RETRY_INITIAL_DELAY"
@@ -27,7 +27,7 @@ _DEFAULT_BACKOFF_FACTOR: Final = 2.0
 
 def _check_attempt(attempt: int) -> None:
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-        raise ConfigError(f"`attempt` must be an integer >= 1 (got {attempt!r})")
+        raise ConfigError(f"`attempt` must be an integer >= 1 (got {shown(attempt)})")
 
 
 def _exponential(initial_delay: float, factor: float, max_delay: float, attempt: int) -> float:
@@ -61,8 +61,10 @@ class ExponentialBackoff(RetryPolicy):
     the delay is drawn uniformly from ``[0, that]`` ("full jitter").
 
     Omitted values come from ``RETRY_INITIAL_DELAY`` (default 1.0), ``RETRY_MAX_DELAY`` (60.0) and
-    ``RETRY_BACKOFF_FACTOR`` (2.0), read at creation. ``rng`` (keyword-only) is the random source
-    of the jitter (default: a fresh :class:`random.Random`).
+    ``RETRY_BACKOFF_FACTOR`` (2.0), read at creation. ``max_delay=math.inf`` means no cap (a
+    delay beyond the float range is then ``inf``); no other value accepts inf, none accepts NaN.
+    ``rng`` (keyword-only) is the random source of the jitter (default: a fresh
+    :class:`random.Random`).
 
     Raises:
         ConfigError: ``initial_delay`` or ``max_delay`` < 0, ``factor`` < 1, or a bad environment
@@ -83,7 +85,7 @@ class ExponentialBackoff(RetryPolicy):
         self.initial_delay = NON_NEGATIVE.resolve(
             "initial_delay", initial_delay, env=_ENV_INITIAL_DELAY, default=_DEFAULT_INITIAL_DELAY
         )
-        self.max_delay = NON_NEGATIVE.resolve(
+        self.max_delay = DELAY_CAP.resolve(
             "max_delay", max_delay, env=_ENV_MAX_DELAY, default=_DEFAULT_MAX_DELAY
         )
         self.factor = FACTOR.resolve(
@@ -100,7 +102,7 @@ class ExponentialBackoff(RetryPolicy):
         """
         _check_attempt(attempt)
         ceiling = _exponential(self.initial_delay, self.factor, self.max_delay, attempt)
-        return self.rng.uniform(0.0, ceiling) if self.jitter else ceiling
+        return self.rng.uniform(0.0, ceiling) if self.jitter and ceiling < math.inf else ceiling
 
     def __repr__(self) -> str:
         return (
@@ -140,7 +142,8 @@ def _check_exceptions(value: object) -> tuple[type[BaseException], ...]:
     items = value if isinstance(value, tuple) else (value,)
     if not items or not all(isinstance(t, type) and issubclass(t, BaseException) for t in items):
         raise ConfigError(
-            f"`exceptions` must be an exception class or a non-empty tuple of them (got {value!r})"
+            "`exceptions` must be an exception class or a non-empty tuple of them "
+            f"(got {shown(value)})"
         )
     return items
 
@@ -149,16 +152,18 @@ def _check_policy(policy: object) -> RetryPolicy | None:
     if policy is None:
         return None
     if not callable(getattr(policy, "get_delay", None)):
-        raise TypeError(f"`policy` must be a RetryPolicy (got {policy!r})")
+        raise TypeError(f"`policy` must be a RetryPolicy (got {shown(policy)})")
     return policy  # type: ignore[return-value]
 
 
 def _numeric(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if math.isnan(value):
-        return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range: as good as infinite
+        number = math.inf if value > 0 else -math.inf
+    return None if math.isnan(number) else number
 
 
 @attrs.frozen(kw_only=True)
@@ -211,7 +216,7 @@ class RetrySchedule:
         return cls(
             max_attempts=attempts,
             initial_delay=NON_NEGATIVE.check("initial_delay", initial_delay),
-            max_delay=NON_NEGATIVE.check("max_delay", max_delay),
+            max_delay=DELAY_CAP.check("max_delay", max_delay),
             backoff_factor=FACTOR.check("backoff_factor", backoff_factor),
             jitter=bool(jitter),
             exceptions=_check_exceptions(exceptions),
@@ -232,7 +237,7 @@ class RetrySchedule:
         if self.policy is not None:
             return max(0.0, float(self.policy.get_delay(attempt)))
         ceiling = _exponential(self.initial_delay, self.backoff_factor, self.max_delay, attempt)
-        return rng.uniform(0.0, ceiling) if self.jitter else ceiling
+        return rng.uniform(0.0, ceiling) if self.jitter and ceiling < math.inf else ceiling
 
     @property
     def retry_after_cap(self) -> float | None:

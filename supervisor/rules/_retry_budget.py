@@ -10,13 +10,12 @@ decorated function, or anything holding the same object).
 from __future__ import annotations
 
 import collections
-import math
 from typing import Any
 
 import attrs
 
 from .._config import DURATION, NON_NEGATIVE
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 
 __all__ = ["RetryBudget", "RetryBudgetConfig", "RetryBudgetStatistics"]
 
@@ -25,9 +24,12 @@ def _ratio(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not (math.isfinite(value) and 0.0 <= value <= 1.0)
+        or not 0.0 <= value <= 1.0  # also false for NaN; no float() of a huge integer
     ):
-        raise ConfigError(f"`{attribute.name}` must be a number in [0, 1] (got {value!r})")
+        raise ConfigError(
+            f"`{attribute.name}` must be a number in [0, 1] (got {shown(value)})",
+            field=attribute.name,
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -133,7 +135,7 @@ class RetryBudget:
         }
         if config is not None:
             if not isinstance(config, RetryBudgetConfig):
-                raise TypeError(f"`config` must be a RetryBudgetConfig (got {config!r})")
+                raise TypeError(f"`config` must be a RetryBudgetConfig (got {shown(config)})")
             if given:
                 raise TypeError(f"give `config` or settings, not both (got {sorted(given)})")
         self.config = config if config is not None else RetryBudgetConfig(**given)

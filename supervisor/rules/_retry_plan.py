@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from .._config import DURATION
+from .._errors import shown
 from ._classify import Matcher, matcher
 from ._retry import RetrySchedule
 from ._retry_budget import RetryBudget
@@ -67,7 +68,7 @@ class RetryDetails:
 
 def _budget(value: object) -> RetryBudget | None:
     if value is not None and not isinstance(value, RetryBudget):
-        raise TypeError(f"`budget` must be a RetryBudget or None (got {value!r})")
+        raise TypeError(f"`budget` must be a RetryBudget or None (got {shown(value)})")
     return value
 
 
@@ -108,7 +109,7 @@ class RetryPlan:
             TypeError: ``retry_on_result`` is not callable, ``budget`` not a RetryBudget.
         """
         if retry_on_result is not None and not callable(retry_on_result):
-            raise TypeError(f"`retry_on_result` must be callable (got {retry_on_result!r})")
+            raise TypeError(f"`retry_on_result` must be callable (got {shown(retry_on_result)})")
         return cls(
             schedule=schedule,
             on=None if on is None else matcher("on", on),
@@ -143,24 +144,28 @@ class RetryPlan:
         now: float,
         started: float,
         deadline: float = math.inf,
+        cap: int | None = None,
+        fixed_delay: float | None = None,
     ) -> float | GiveUpReason:
         """After attempt ``attempt`` (1 for the first, started at ``started``) raised ``error``
         at ``now``: the seconds to sleep before the next attempt, or why to give up.
 
-        In order: not retryable (``exceptions``, ``on``, the policy); ``max_attempts`` reached;
-        ``retry_after`` above the cap; the sleep would not end before the smaller of
+        In order: not retryable (``exceptions``, ``on``, the policy); ``max_attempts`` (or
+        ``cap``, where smaller) reached; ``retry_after`` above the cap; the sleep (``fixed_delay``
+        in place of the schedule's, where given) would not end before the smaller of
         ``deadline`` and ``started + total_timeout``; the budget refuses (only then is a retry
-        counted against it). A predicate's own error propagates.
+        counted against it). A predicate's own error propagates. ``cap`` and ``fixed_delay`` are
+        how a testing mode (:func:`supervisor.testing`) speeds retries up.
         """
         schedule = self.schedule
         if not schedule.retryable(error) or (self.on is not None and not self.on(error)):
             return GiveUpReason.NOT_RETRYABLE
-        if attempt >= schedule.max_attempts:
+        if attempt >= schedule.max_attempts or (cap is not None and attempt >= cap):
             return GiveUpReason.ATTEMPTS
         delay = schedule.next_delay(attempt, error, rng=rng)
         if delay is None:
             return GiveUpReason.RETRY_AFTER
-        return self._fit(delay, now, started, deadline)
+        return self._fit(delay if fixed_delay is None else fixed_delay, now, started, deadline)
 
     def after_result(
         self,
@@ -171,6 +176,8 @@ class RetryPlan:
         now: float,
         started: float,
         deadline: float = math.inf,
+        cap: int | None = None,
+        fixed_delay: float | None = None,
     ) -> float | GiveUpReason | None:
         """After attempt ``attempt`` returned ``result`` at ``now``: ``None`` to accept it (no
         ``retry_on_result``, or it returned false), else the seconds to sleep before trying
@@ -179,7 +186,15 @@ class RetryPlan:
         predicate = self.retry_on_result
         if predicate is None or not predicate(result):
             return None
-        return self.result_retry(attempt, rng=rng, now=now, started=started, deadline=deadline)
+        return self.result_retry(
+            attempt,
+            rng=rng,
+            now=now,
+            started=started,
+            deadline=deadline,
+            cap=cap,
+            fixed_delay=fixed_delay,
+        )
 
     def result_retry(
         self,
@@ -189,9 +204,12 @@ class RetryPlan:
         now: float,
         started: float,
         deadline: float = math.inf,
+        cap: int | None = None,
+        fixed_delay: float | None = None,
     ) -> float | GiveUpReason:
         """:meth:`after_result` for a result ``retry_on_result`` already rejected (for a shell
         that asked the predicate itself, so as to read no clock for an accepted result)."""
-        if attempt >= self.schedule.max_attempts:
+        if attempt >= self.schedule.max_attempts or (cap is not None and attempt >= cap):
             return GiveUpReason.ATTEMPTS
-        return self._fit(self.schedule.base_delay(attempt, rng), now, started, deadline)
+        delay = self.schedule.base_delay(attempt, rng) if fixed_delay is None else fixed_delay
+        return self._fit(delay, now, started, deadline)

@@ -38,13 +38,33 @@ class SupervisorGaveUp(ResilienceError):
         )
 
 
+class SupervisorShutdown(ResilienceError):
+    """A supervisor shut itself down because a significant child exited (``auto_shutdown``).
+
+    To its parent this is a normal exit (OTP's reason ``shutdown``): a transient or temporary
+    supervisor is not restarted (and, if significant, may shut its own parent down in turn); a
+    permanent one is restarted. When the root shuts down, ``run_tree`` cancels its body and ends
+    normally.
+
+    Attributes:
+        path: the supervisor's path.
+        significant: the path of the child whose exit triggered it.
+    """
+
+    def __init__(self, path: str, significant: str) -> None:
+        self.path = path
+        self.significant = significant
+        super().__init__(f"supervisor {path!r} shut down: significant child {significant!r} exited")
+
+
 class ChildState(enum.Enum):
     """Where a child of a supervisor stands."""
 
     RUNNING = "running"
     """Started and serving."""
     RESTARTING = "restarting"
-    """Crashed or stopped for a group restart; its restart is under way."""
+    """Crashed or stopped for a group restart; its restart is under way or waits for its
+    backoff (OTP's ``restarting``): ``terminate_child`` cancels it."""
     PARKED = "parked"
     """A crashed service whose breaker is open; restarted on probation when it turns half-open."""
     TERMINATED = "terminated"
@@ -69,6 +89,26 @@ class ChildInfo:
     """How many times it was restarted."""
     ref: actors.ActorRef[Any] | None
     """Its actor, while it has one."""
+    significant: bool = False
+    """Whether its exit may shut its supervisor down (see ``SupervisorSpec.auto_shutdown``)."""
+    args: tuple[Any, ...] = ()
+    """The extra arguments of an instance of a dynamic supervisor (``()`` otherwise)."""
+
+
+@attrs.frozen(kw_only=True)
+class ChildCount:
+    """How many children a supervisor has (OTP's ``count_children``)."""
+
+    specs: int
+    """Child specs, alive or not (``1`` for a dynamic supervisor: its template)."""
+    active: int
+    """Children running now."""
+    supervisors: int
+    """Children that are supervisors, alive or not (for a dynamic supervisor: its instances, if
+    the template is a supervisor)."""
+    workers: int
+    """Children that are workers or services, alive or not (for a dynamic supervisor: its
+    instances, if the template is not a supervisor)."""
 
 
 # -- messages a supervisor actor receives -----------------------------------------------------
@@ -112,6 +152,40 @@ class _WhichChildren:
 
 
 @attrs.frozen
+class _CountChildren:
+    pass
+
+
+@attrs.frozen
+class _StartInstance:
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+@attrs.frozen
+class _TerminateInstance:
+    ref: actors.ActorRef[Any]
+
+
+@attrs.define(eq=False)
+class _Pending:
+    """A restart waiting for its backoff (or its retry after a failed start): the children whose
+    ``pending`` is this object restart together when it falls due (OTP's ``try_again``)."""
+
+    error: BaseException | None
+    delay: float
+    timer: trio.CancelScope | None = None
+
+
+@attrs.frozen(eq=False)
+class _TryAgain:
+    """A pending restart fell due (sent by its timer), or a failed start asks to be retried."""
+
+    pending: _Pending
+    failed: _Child | None = None
+
+
+@attrs.frozen
 class _Refused:
     """A dynamic-children operation failed; :meth:`Tree._operate` raises ``error`` in the caller."""
 
@@ -134,10 +208,18 @@ class _Hook:
 class _Child:
     spec: AnySpec
     path: str
+    name: str = ""  # the spec's name, or a dynamic instance's own
     state: ChildState = ChildState.TERMINATED
     ref: actors.ActorRef[Any] | None = None
     restarts: int = 0
     generation: int = 0  # bumped at each park, so a stale probation timer is ignored
+    pending: _Pending | None = None  # the restart this child waits for, while RESTARTING
+    args: tuple[Any, ...] = ()  # a dynamic instance's extra arguments
+    kwargs: dict[str, Any] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name:
+            self.name = self.spec.name
 
     @property
     def grace(self) -> float | None:
@@ -151,13 +233,15 @@ class _Child:
 
     def info(self) -> ChildInfo:
         return ChildInfo(
-            name=self.spec.name,
+            name=self.name,
             path=self.path,
             kind=self.kind,
             state=self.state,
             restart=self.spec.restart,
             restarts=self.restarts,
             ref=self.ref,
+            significant=self.spec.significant,
+            args=self.args,
         )
 
 

@@ -16,9 +16,12 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, override
 
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
+from ..rules._faults import Fault, FaultPoint
 from ..rules._rate_breaker import OpenBackoff, RateWindow
 from ..rules._retry_budget import RetryBudgetConfig
+from ._fault_specs import FaultSpec
+from ._otp import AutoShutdown
 from ._specs import (
     BreakerSpec,
     BulkheadSpec,
@@ -32,6 +35,8 @@ from ._specs import (
     SupervisorSpec,
     ThrottleSpec,
     _factory,
+    _import,
+    _import_callable,
     _member,
 )
 
@@ -72,7 +77,7 @@ def _make_converter() -> cattrs.Converter:
     def child(value: Any, _type: type[Any]) -> ChildSpec | ServiceSpec | SupervisorSpec:
         if not isinstance(value, Mapping):
             raise ConfigError(f"a child must be a table of fields (got {value!r})")
-        if "children" in value or "strategy" in value:
+        if "children" in value or "strategy" in value or "auto_shutdown" in value:
             return converter.structure(value, SupervisorSpec)
         if _SERVICE_FIELDS & value.keys():
             return converter.structure(value, ServiceSpec)
@@ -84,6 +89,9 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(str, string)
     converter.register_structure_hook(Restart, lambda value, _t: _member(Restart, None, value))
     converter.register_structure_hook(Strategy, lambda value, _t: _member(Strategy, None, value))
+    converter.register_structure_hook(
+        AutoShutdown, lambda value, _t: _member(AutoShutdown, None, value)
+    )
     converter.register_structure_hook_func(
         lambda kind: kind == Callable[..., Any], lambda value, _t: _factory(value)
     )
@@ -101,6 +109,7 @@ def _make_converter() -> cattrs.Converter:
         converter.register_structure_hook(kind, structure)
 
     table(RestartBackoff)
+    _fault_tables(table, as_is)
     table(BulkheadSpec)
     table(ThrottleSpec)
     exceptions = override(struct_hook=as_is)
@@ -120,7 +129,7 @@ def _make_converter() -> cattrs.Converter:
         ServiceSpec,
         **{
             name: override(struct_hook=as_is)
-            for name in ("args", "kwargs", "shutdown", "health_check")
+            for name in ("args", "kwargs", "shutdown", "health_check", "request_errors")
         },
     )
     table(
@@ -144,8 +153,30 @@ _SERVICE_FIELDS: Final = frozenset(
         "fallback",
         "health_check",
         "health_interval",
+        "request_errors",
+        "faults",
     }
 )
+
+
+def _fault_tables(table: Callable[..., None], as_is: Callable[[Any, type[Any]], Any]) -> None:
+    # ``error = "package.module:Name"``, ``rng = "package.module:name"``; the attrs validators
+    # check what the strings name (and every other value).
+    def error(value: Any, _type: type[Any]) -> Any:
+        return _import(value, "error") if isinstance(value, str) else value
+
+    def rng(value: Any, _type: type[Any]) -> Any:
+        return None if value is None else _import_callable(value, "rng")
+
+    table(
+        Fault,
+        error=override(struct_hook=error),
+        result=override(struct_hook=as_is),
+        point=override(struct_hook=lambda value, _t: _member(FaultPoint, None, value)),
+    )
+    table(FaultSpec, seed=override(struct_hook=as_is), rng=override(struct_hook=rng))
+
+
 _CONVERTER: Final = _make_converter()
 
 
@@ -158,6 +189,11 @@ def _first_error(exc: BaseException, path: str) -> tuple[str, BaseException]:
             path = f"{path}[{note.index}]"
     if isinstance(exc, BaseValidationError):
         return _first_error(exc.exceptions[0], path)
+    field = getattr(exc, "field", None)
+    if isinstance(exc, ConfigError) and field and path and not path.endswith(f".{field}"):
+        # A check of the whole spec (an attrs validator) names its field; cattrs does not. At the
+        # root the message itself names the field already.
+        path = f"{path}.{field}"
     return path, exc
 
 
@@ -172,23 +208,31 @@ def _describe(exc: BaseException) -> str:
 def load_tree(data: Mapping[str, Any]) -> SupervisorSpec:
     """Build a :class:`SupervisorSpec` from plain data (as parsed from TOML or JSON).
 
-    A child table with ``children`` or ``strategy`` is a nested supervisor; one with any of
-    ``bulkhead``, ``breaker``, ``retry``, ``throttle``, ``timeout``, ``fallback``,
-    ``health_check``, ``health_interval`` is a :class:`ServiceSpec`; any other is a
+    A child table with ``children``, ``strategy`` or ``auto_shutdown`` is a nested supervisor;
+    one with any of ``bulkhead``, ``breaker``, ``retry``, ``throttle``, ``timeout``,
+    ``fallback``, ``health_check``, ``health_interval``, ``request_errors`` is a
+    :class:`ServiceSpec`; any other is a
     :class:`ChildSpec`. ``factory``, ``degraded``, ``health_check`` and exception classes are
     ``"package.module:name"`` strings.
 
     Raises:
         ConfigError: the data is not a valid tree; the message names the path of the first bad
             field and its value, e.g. ``children[2].restart: 'sometimes' is not one of permanent,
-            transient, temporary``.
+            transient, temporary`` or ``children[0].breaker.timeout: `timeout` must be a number
+            > 0 (got -1)``; data nested too deeply to load says so.
     """
     if not isinstance(data, Mapping):
-        raise ConfigError(f"a tree must be a table of fields (got {data!r})")
+        raise ConfigError(f"a tree must be a table of fields (got {shown(data)})")
     try:
         return _CONVERTER.structure(data, SupervisorSpec)
-    except (BaseValidationError, ConfigError, KeyError, TypeError) as exc:
+    except RecursionError as exc:
+        raise ConfigError("the tree is nested too deeply to load") from exc
+    except (BaseValidationError, ConfigError, KeyError, TypeError, ValueError) as exc:
         path, leaf = _first_error(exc, "")
+        if isinstance(leaf, RecursionError):  # caught by cattrs on the way down
+            raise ConfigError(
+                f"the tree is nested too deeply to load ({path.count('children[')} levels)"
+            ) from exc
         where = f"{path}: " if path else ""
         raise ConfigError(f"{where}{_describe(leaf)}") from exc
 
@@ -197,7 +241,8 @@ def load_tree_file(path: str | Path) -> SupervisorSpec:
     """Read a TOML file describing a tree (see :func:`load_tree`).
 
     Raises:
-        ConfigError: the file is not valid TOML or not a valid tree (the message names the file).
+        ConfigError: the file is not valid TOML (also: nested too deeply for the parser) or not a
+            valid tree (the message names the file).
         OSError: the file cannot be read.
     """
     path = Path(path)
@@ -206,6 +251,8 @@ def load_tree_file(path: str | Path) -> SupervisorSpec:
             data = tomllib.load(handle)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except RecursionError as exc:  # tomllib recurses into nested arrays and inline tables
+            raise ConfigError(f"{path}: not valid TOML: nested too deeply") from exc
     try:
         return load_tree(data)
     except ConfigError as exc:

@@ -64,9 +64,11 @@ from ..rules._breaker import Refusal as BreakerRefusal
 from ..rules._bulkhead import BulkheadCore
 from ..rules._cache import MISS, TtlLruCache
 from ..rules._rate_breaker import RateBreakerCore
+from ._faulty import service_injector
 from ._service_ref import ServiceRef
 from ._service_rules import RetryStep, breaker_options, settle_error, settle_result
 from ._specs import FallbackSpec, ServiceSpec
+from ._starting import Answered
 
 if TYPE_CHECKING:
     from actors import ActorRef
@@ -139,6 +141,7 @@ class GuardedService:
         "completed",
         "failed",
         "fallbacks",
+        "faults",
         "handle",
         "path",
         "refused",
@@ -205,6 +208,8 @@ class GuardedService:
         self.refused = 0
         self.fallbacks = 0
         self.retries = 0
+        self.faults = service_injector(spec.faults, path=path, bus=bus, rng=self._rng)
+        """The injector of the spec's faults (``None`` without faults)."""
         self.handle = ServiceRef(self)
         """The public handle users call."""
 
@@ -447,9 +452,13 @@ class GuardedService:
         if ref is None:
             raise ActorStopped(self.path, None)
         if deadline == _INF:
-            return await ref.ask(request)
-        left = deadline - now
-        return await ref.ask(request, timeout=left if left > 0.0 else 0.0)
+            result = await ref.ask(request)
+        else:
+            left = deadline - now
+            result = await ref.ask(request, timeout=left if left > 0.0 else 0.0)
+        if type(result) is Answered:  # a request error (spec.request_errors): not a crash
+            raise result.error
+        return result
 
     async def _attempts(
         self, request: Any, started: float, deadline: float, seconds: float | None

@@ -18,7 +18,7 @@ class ServiceRef:
     go to the live actor.
     """
 
-    __slots__ = ("_service",)
+    __slots__ = ("__weakref__", "_service")
 
     def __init__(self, service: GuardedService) -> None:
         self._service = service

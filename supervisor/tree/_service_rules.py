@@ -14,6 +14,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from .._errors import RetryableResult
+from ..guards._retry_ext import testing_overrides
 from ..observe._events import RetryGaveUp
 from ..rules._breaker import BreakerCore, Permit
 from ..rules._rate_breaker import RateBreakerCore
@@ -119,7 +120,13 @@ class RetryStep:
         """Seconds before the next attempt after ``error``, or ``None`` to give up (after
         publishing :class:`~supervisor.RetryGaveUp` with the reason)."""
         decision = self.plan.after_error(
-            attempt, error, rng=self._rng, now=now, started=started, deadline=deadline
+            attempt,
+            error,
+            rng=self._rng,
+            now=now,
+            started=started,
+            deadline=deadline,
+            **testing_overrides(),
         )
         if type(decision) is GiveUpReason:
             self._gave_up(now, attempt, decision, error)
@@ -134,7 +141,13 @@ class RetryStep:
         delay before the next attempt and the error that stands for the result in the attempt's
         events."""
         decision = self.plan.after_result(
-            attempt, result, rng=self._rng, now=now, started=started, deadline=deadline
+            attempt,
+            result,
+            rng=self._rng,
+            now=now,
+            started=started,
+            deadline=deadline,
+            **testing_overrides(),
         )
         if decision is None:
             return None

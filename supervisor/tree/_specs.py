@@ -22,10 +22,12 @@ from typing import Any, Final, TypeAlias, TypeVar
 
 import attrs
 
-from .._config import COUNT, DURATION, FACTOR, NON_NEGATIVE, QUEUE, Bound
-from .._errors import ConfigError
+from .._config import COUNT, DELAY_CAP, DURATION, FACTOR, NON_NEGATIVE, QUEUE, Bound
+from .._errors import ConfigError, shown
 from ..rules._rate_breaker import OpenBackoff, RateWindow
 from ..rules._retry_budget import RetryBudgetConfig
+from ._fault_specs import FaultSpec
+from ._otp import AutoShutdown, RequestError, check_significant
 
 _EnumT = TypeVar("_EnumT", bound=enum.Enum)
 
@@ -54,6 +56,10 @@ class Strategy(enum.Enum):
     REST_FOR_ONE = "rest_for_one"
     """The crashed child and every child started after it, stopped in reverse and restarted in
     order."""
+    SIMPLE_ONE_FOR_ONE = "simple_one_for_one"
+    """A dynamic supervisor (OTP's ``simple_one_for_one``, Elixir's ``DynamicSupervisor``): its
+    one child spec is a template; instances are started at run time with extra arguments and
+    restarted one for one."""
 
 
 def _checked(bound: Bound) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -71,12 +77,14 @@ def _member(kind: type[_EnumT], field: str | None, value: Any) -> _EnumT:
     """
     if isinstance(value, kind):
         return value
+    choices = ", ".join(str(member.value) for member in kind)
+    what = f"`{field}` {shown(value)}" if field else shown(value)
+    if not isinstance(value, str):  # kind(value) would repr any value, however deep or long
+        raise ConfigError(f"{what} is not one of {choices}", field=field)
     try:
         return kind(value)
     except ValueError as exc:
-        choices = ", ".join(str(member.value) for member in kind)
-        what = f"`{field}` {value!r}" if field else repr(value)
-        raise ConfigError(f"{what} is not one of {choices}") from exc
+        raise ConfigError(f"{what} is not one of {choices}", field=field) from exc
 
 
 def _restart(value: Any) -> Restart:
@@ -89,27 +97,36 @@ def _strategy(value: Any) -> Strategy:
     return _member(Strategy, "strategy", value)
 
 
+def _auto_shutdown(value: Any) -> AutoShutdown:
+    """Converter: an :class:`AutoShutdown` or its value (``"any_significant"``)."""
+    return _member(AutoShutdown, "auto_shutdown", value)
+
+
 def _shutdown(value: Any) -> float:
+    choices = f"`shutdown` must be seconds >= 0, 'infinity' or 'immediate' (got {shown(value)})"
     if isinstance(value, str):
         words = {"infinity": INFINITY, "immediate": 0.0, "brutal_kill": 0.0}
         if value in words:
             return words[value]
-        raise ConfigError(
-            f"`shutdown` must be seconds >= 0, 'infinity' or 'immediate' (got {value!r})"
-        )
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ConfigError(
-            f"`shutdown` must be seconds >= 0, 'infinity' or 'immediate' (got {value!r})"
-        )
-    if value < 0:
-        raise ConfigError(f"`shutdown` must be seconds >= 0 (got {value!r})")
-    return float(value)
+        raise ConfigError(choices, field="shutdown")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(choices, field="shutdown")
+    try:
+        seconds = float(value)
+    except OverflowError as exc:  # an int beyond any float: say 'infinity' for that
+        raise ConfigError(choices, field="shutdown") from exc
+    if math.isnan(seconds):
+        raise ConfigError(choices, field="shutdown")
+    if seconds < 0:
+        raise ConfigError(f"`shutdown` must be seconds >= 0 (got {shown(value)})", field="shutdown")
+    return seconds
 
 
 def _name(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str) or not value or "/" in value:
         raise ConfigError(
-            f"`{attribute.name}` must be a non-empty string without '/' (got {value!r})"
+            f"`{attribute.name}` must be a non-empty string without '/' (got {shown(value)})",
+            field=attribute.name,
         )
 
 
@@ -117,13 +134,17 @@ def _import(value: str, field: str) -> Any:
     """The object a ``"package.module:attribute"`` string names."""
     module_name, sep, attribute = value.partition(":")
     if not sep or not module_name or not attribute:
-        raise ConfigError(f"`{field}` must be 'package.module:name' (got {value!r})")
+        raise ConfigError(
+            f"`{field}` must be 'package.module:name' (got {shown(value)})", field=field
+        )
     try:
         target: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
             target = getattr(target, part)
     except Exception as exc:  # ImportError, AttributeError, or whatever its import raised
-        raise ConfigError(f"`{field}` {value!r} cannot be imported: {exc}") from exc
+        raise ConfigError(
+            f"`{field}` {shown(value)} cannot be imported: {exc}", field=field
+        ) from exc
     return target
 
 
@@ -132,7 +153,7 @@ def _import_callable(value: Any, field: str) -> Callable[..., Any]:
     if isinstance(value, str):
         value = _import(value, field)
     if not callable(value):
-        raise ConfigError(f"`{field}` must be callable (got {value!r})")
+        raise ConfigError(f"`{field}` must be callable (got {shown(value)})", field=field)
     return value  # type: ignore[no-any-return]
 
 
@@ -144,14 +165,18 @@ def _factory(value: Any) -> Callable[..., Any]:
 def _args(value: Any) -> tuple[Any, ...]:
     """Converter: the positional arguments, as a tuple (a lone string is refused, not split)."""
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ConfigError(f"`args` must be a sequence of arguments (got {value!r})")
+        raise ConfigError(
+            f"`args` must be a sequence of arguments (got {shown(value)})", field="args"
+        )
     return tuple(value)
 
 
 def _kwargs(value: Any) -> Mapping[str, Any]:
     """Converter: a read-only copy of the keyword arguments (keys must be strings)."""
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
-        raise ConfigError(f"`kwargs` must be a mapping of names to values (got {value!r})")
+        raise ConfigError(
+            f"`kwargs` must be a mapping of names to values (got {shown(value)})", field="kwargs"
+        )
     return MappingProxyType(dict(value))
 
 
@@ -163,8 +188,9 @@ class RestartBackoff:
 
     initial_delay: float = attrs.field(default=0.0, validator=_checked(NON_NEGATIVE))
     """Seconds before the first restart (``0`` restarts at once, as OTP does)."""
-    max_delay: float = attrs.field(default=5.0, validator=_checked(NON_NEGATIVE))
-    """Cap on any one delay, in seconds."""
+    max_delay: float = attrs.field(default=5.0, validator=_checked(DELAY_CAP))
+    """Cap on any one delay, in seconds (``math.inf``: no cap; the only field here that accepts
+    inf)."""
     factor: float = attrs.field(default=2.0, validator=_checked(FACTOR))
     """Growth per restart (>= 1)."""
     jitter: bool = attrs.field(default=True)
@@ -173,7 +199,9 @@ class RestartBackoff:
     @jitter.validator
     def _check_jitter(self, _attribute: attrs.Attribute[bool], value: bool) -> None:
         if not isinstance(value, bool):
-            raise ConfigError(f"`jitter` must be true or false (got {value!r})")
+            raise ConfigError(
+                f"`jitter` must be true or false (got {shown(value)})", field="jitter"
+            )
 
 
 @attrs.frozen(kw_only=True)
@@ -201,24 +229,51 @@ class ChildSpec:
     overflow: str = attrs.field(default="wait")
     """The mailbox overflow policy: ``"wait"``, ``"reject"`` or ``"drop_oldest"``."""
 
+    significant: bool = attrs.field(default=False)
+    """Whether its own exit may shut its supervisor down (see ``SupervisorSpec.auto_shutdown``;
+    OTP's ``significant``). Only for transient or temporary children."""
+
     @overflow.validator
     def _check_overflow(self, _attribute: attrs.Attribute[str], value: str) -> None:
         if value not in ("wait", "reject", "drop_oldest"):
-            raise ConfigError(f"`overflow` {value!r} is not one of wait, reject, drop_oldest")
+            raise ConfigError(
+                f"`overflow` {shown(value)} is not one of wait, reject, drop_oldest",
+                field="overflow",
+            )
+
+    def __attrs_post_init__(self) -> None:
+        check_significant(significant=self.significant, permanent=self.restart is Restart.PERMANENT)
 
 
-def _exception_types(value: Any) -> tuple[type[BaseException], ...]:
-    """Converter: exception classes (or ``"module:Name"`` strings), as a non-empty tuple."""
+def _exception_types(value: Any, field: str) -> tuple[type[BaseException], ...]:
+    """Exception classes (or ``"module:Name"`` strings), as a non-empty tuple."""
     items = value if isinstance(value, list | tuple) else (value,)
     types: list[type[BaseException]] = []
     for item in items:
-        kind = _import(item, "exception") if isinstance(item, str) else item
+        kind = _import(item, field) if isinstance(item, str) else item
         if not (isinstance(kind, type) and issubclass(kind, Exception)):
-            raise ConfigError(f"{item!r} is not an Exception class")
+            raise ConfigError(f"`{field}`: {shown(item)} is not an Exception class", field=field)
         types.append(kind)
     if not types:
-        raise ConfigError("at least one exception class is needed (got none)")
+        raise ConfigError(f"`{field}` needs at least one exception class (got none)", field=field)
     return tuple(types)
+
+
+def _request_errors(value: Any) -> tuple[type[Exception], ...]:
+    """Converter: exception classes (or ``"module:Name"`` strings), as a tuple (may be empty)."""
+    if isinstance(value, list | tuple) and not value:
+        return ()
+    return _exception_types(value, "request_errors")  # type: ignore[return-value]
+
+
+def _expected_exception(value: Any) -> tuple[type[BaseException], ...]:
+    """Converter: the breaker's exception classes."""
+    return _exception_types(value, "expected_exception")
+
+
+def _retried_exceptions(value: Any) -> tuple[type[BaseException], ...]:
+    """Converter: the retried exception classes."""
+    return _exception_types(value, "exceptions")
 
 
 def _matchers(value: Any, field: str) -> tuple[Any, ...]:
@@ -229,7 +284,10 @@ def _matchers(value: Any, field: str) -> tuple[Any, ...]:
     for item in items:
         target = _import(item, field) if isinstance(item, str) else item
         if not callable(target):
-            raise ConfigError(f"`{field}` must be exception classes or predicates (got {item!r})")
+            raise ConfigError(
+                f"`{field}` must be exception classes or predicates (got {shown(item)})",
+                field=field,
+            )
         found.append(target)
     return tuple(found)
 
@@ -272,7 +330,7 @@ class BreakerSpec:
     half_open_max_calls: int = attrs.field(default=1, validator=_checked(COUNT))
     """Trial requests allowed at the same time while half-open."""
     expected_exception: tuple[type[BaseException], ...] = attrs.field(
-        default=(Exception,), converter=_exception_types
+        default=(Exception,), converter=_expected_exception
     )
     """Errors that count as breaker failures. Any error a handler raises crashes the service
     actor (its supervisor restarts it); with the default ``(Exception,)`` every crash counts,
@@ -305,14 +363,14 @@ class RetrySpec:
     """Attempts at most, the first included."""
     initial_delay: float = attrs.field(default=0.1, validator=_checked(NON_NEGATIVE))
     """Delay after the first failed attempt, in seconds."""
-    max_delay: float = attrs.field(default=5.0, validator=_checked(NON_NEGATIVE))
-    """Cap on any one delay."""
+    max_delay: float = attrs.field(default=5.0, validator=_checked(DELAY_CAP))
+    """Cap on any one delay (``math.inf``: no cap; the only field here that accepts inf)."""
     backoff_factor: float = attrs.field(default=2.0, validator=_checked(FACTOR))
     """Growth of the delay per attempt."""
     jitter: bool = attrs.field(default=True)
     """Full jitter: each delay drawn uniformly from ``[0, delay]``."""
     exceptions: tuple[type[BaseException], ...] = attrs.field(
-        default=(Exception,), converter=_exception_types
+        default=(Exception,), converter=_retried_exceptions
     )
     """Only these errors are retried (refusals by the service's own rules never are)."""
     on: tuple[Any, ...] | None = attrs.field(default=None, converter=_on)
@@ -338,7 +396,9 @@ class RetrySpec:
     @jitter.validator
     def _check_jitter(self, _attribute: attrs.Attribute[bool], value: bool) -> None:
         if not isinstance(value, bool):
-            raise ConfigError(f"`jitter` must be true or false (got {value!r})")
+            raise ConfigError(
+                f"`jitter` must be true or false (got {shown(value)})", field="jitter"
+            )
 
 
 @attrs.frozen(kw_only=True)
@@ -368,7 +428,9 @@ class ThrottleSpec:
     @on_limit.validator
     def _check_on_limit(self, _attribute: attrs.Attribute[str], value: str) -> None:
         if value not in ("raise", "wait"):
-            raise ConfigError(f"`on_limit` {value!r} is not one of raise, wait")
+            raise ConfigError(
+                f"`on_limit` {shown(value)} is not one of raise, wait", field="on_limit"
+            )
 
 
 _NO_DEFAULT: Final = object()
@@ -470,8 +532,21 @@ class ServiceSpec:
     health_interval: float | None = attrs.field(default=None)
     """Seconds between health checks, start to start; ``None``: ``$HEALTH_CHECK_INTERVAL``,
     else 30."""
+    faults: FaultSpec | None = None
+    """Faults injected inside the service actor (errors, latency, replaced results), or ``None``
+    (off: nothing is added to the request path)."""
+    significant: bool = attrs.field(default=False)
+    """As ``ChildSpec.significant``."""
+    request_errors: tuple[type[Exception], ...] = attrs.field(
+        default=(RequestError,), converter=_request_errors
+    )
+    """Errors a handler raises that fail only the request, not the actor: the caller gets the
+    error (the breaker counts it per ``expected_exception``, retry may retry it, the fallback may
+    answer) and the actor keeps running, with no restart. Every other ``Exception`` is a crash.
+    Default: :class:`~supervisor.RequestError` (and its subclasses); ``()``: every error crashes."""
 
     def __attrs_post_init__(self) -> None:
+        check_significant(significant=self.significant, permanent=self.restart is Restart.PERMANENT)
         if self.timeout is not None:
             DURATION.check("timeout", self.timeout)
         if self.health_interval is not None:
@@ -482,10 +557,13 @@ class ServiceSpec:
             ("retry", RetrySpec),
             ("throttle", ThrottleSpec),
             ("fallback", FallbackSpec),
+            ("faults", FaultSpec),
         ):
             value = getattr(self, field)
             if value is not None and not isinstance(value, kind):
-                raise ConfigError(f"`{field}` must be a {kind.__name__} (got {value!r})")
+                raise ConfigError(
+                    f"`{field}` must be a {kind.__name__} (got {shown(value)})", field=field
+                )
 
 
 def _children(
@@ -495,7 +573,7 @@ def _children(
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise ConfigError(
             "`children` must be a sequence of ChildSpec, ServiceSpec or SupervisorSpec "
-            f"(got {value!r})"
+            f"(got {shown(value)})"
         )
     return tuple(value)
 
@@ -525,19 +603,37 @@ class SupervisorSpec:
     restart: Restart = attrs.field(default=Restart.PERMANENT, converter=_restart)
     """When this supervisor, as a child of another, is restarted."""
     shutdown: float = attrs.field(default=INFINITY, converter=_shutdown)
-    """Grace period this supervisor gets from its parent to stop its own children."""
+    """Grace period this supervisor gets from its parent to stop its own children: it bounds
+    the whole subtree (what still runs below when it runs out is cancelled)."""
+    significant: bool = attrs.field(default=False)
+    """As ``ChildSpec.significant`` (a transient or temporary supervisor only)."""
+    auto_shutdown: AutoShutdown = attrs.field(default=AutoShutdown.NEVER, converter=_auto_shutdown)
+    """Whether the exit of a significant child shuts this supervisor down (OTP's
+    ``auto_shutdown``): ``never``, ``any_significant`` or ``all_significant``."""
 
     def __attrs_post_init__(self) -> None:
+        check_significant(significant=self.significant, permanent=self.restart is Restart.PERMANENT)
+        if self.strategy is Strategy.SIMPLE_ONE_FOR_ONE and len(self.children) != 1:
+            raise ConfigError(
+                "`children` of a simple_one_for_one supervisor must be exactly one template "
+                f"(got {len(self.children)})",
+                field="children",
+            )
         seen: set[str] = set()
         for index, child in enumerate(self.children):
             if not isinstance(child, ChildSpec | ServiceSpec | SupervisorSpec):
                 raise ConfigError(
                     f"`children[{index}]` must be a ChildSpec, ServiceSpec or SupervisorSpec "
-                    f"(got {child!r})"
+                    f"(got {shown(child)})"
                 )
             if child.name in seen:
                 raise ConfigError(f"`children[{index}].name` {child.name!r} is used twice")
             seen.add(child.name)
+            if child.significant and self.auto_shutdown is AutoShutdown.NEVER:
+                raise ConfigError(
+                    f"`children[{index}].significant` is true but `auto_shutdown` is never "
+                    f"(child {shown(child.name)})"
+                )
 
 
 TreeSpec: TypeAlias = SupervisorSpec | ChildSpec | ServiceSpec

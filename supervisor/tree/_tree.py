@@ -14,11 +14,19 @@ semantics are OTP's, exactly:
 - **Crash.** ``temporary`` children are never restarted (they are stopped and forgotten);
   ``transient`` ones are restarted only after an abnormal exit (a crash, or a stop with an
   error); ``permanent`` always. A restart waits for the backoff delay of :class:`RestartBackoff`
-  (restart ``n`` within the intensity window waits the ``n``-th delay), then, per ``strategy``:
+  (restart ``n`` within the intensity window waits the ``n``-th delay) as a timer that messages
+  the supervisor (OTP's ``try_again``: it keeps serving calls and stops promptly meanwhile; the
+  child is ``restarting``), then, per ``strategy``:
   ``one_for_one`` restarts the child alone; ``one_for_all`` stops every other running child in
   reverse start order (mailboxes kept) and restarts them all in start order; ``rest_for_one`` does
-  the same for the crashed child and those started after it. A restarted child keeps its mailbox,
-  so queued requests are served by the new instance.
+  the same for the crashed child and those started after it (every non-temporary spec in that
+  range restarts, also one stopped by ``terminate_child``; a temporary bystander is stopped and
+  forgotten). A restarted child keeps its mailbox, so queued requests are served by the new
+  instance. ``simple_one_for_one`` supervisors start instances of one template at run time
+  (:meth:`Tree.dynamic`).
+- **Significant children.** With ``auto_shutdown``, the exit of a significant child on its own
+  shuts its supervisor down (a normal exit, OTP's ``shutdown``); when the root does, ``run_tree``
+  cancels its body and ends normally.
 - **Intensity.** Restarts are counted per supervisor. The restart that would make more than
   ``max_restarts`` within ``within`` seconds is not done: the supervisor publishes
   :class:`IntensityExceeded`, stops all its children in reverse order and fails with
@@ -36,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -46,7 +55,7 @@ import trio
 import actors
 from actors._groups import leaves
 
-from .._errors import ConfigError
+from .._errors import ConfigError, shown
 from ..observe._bus import EventBus
 from ..observe._metrics import Metrics, ServiceFacts
 from ..observe._snapshot import NodeSnapshot, SystemSnapshot
@@ -54,7 +63,10 @@ from ..rules._breaker import CircuitState, CircuitStateChange
 from ._children import (
     _SUPERVISOR_MAILBOX,
     AnySpec,
+    ChildCount,
     ChildInfo,
+    SupervisorShutdown,
+    _CountChildren,
     _DeleteChild,
     _ProbationDue,
     _Refused,
@@ -63,6 +75,7 @@ from ._children import (
     _TerminateChild,
     _WhichChildren,
 )
+from ._dynamic import DynamicSupervisorRef
 from ._service import GuardedService, ServiceStatistics
 from ._service_ref import ServiceRef
 from ._specs import ServiceSpec, SupervisorSpec
@@ -78,7 +91,10 @@ class _RootHook:
         self._tree = tree
 
     def child_failed(self, ref: actors.ActorRef[Any], error: Exception) -> None:
-        self._tree._root_failed(error)
+        if isinstance(error, SupervisorShutdown):
+            self._tree._root_shut_down()  # a normal exit: the tree ends, it does not fail
+        else:
+            self._tree._root_failed(error)
 
 
 class Tree:
@@ -109,10 +125,16 @@ class Tree:
         self._services: dict[str, GuardedService] = {}
         self._paths: set[str] = set()  # every child path ever started, for lookup by bare name
         self._supervisors: dict[str, _Supervisor] = {}  # live supervisor instances, by path
+        # The handle of every service path still referenced: a service deleted and added again
+        # under the same path is reached through the handles taken before.
+        self._handles: weakref.WeakValueDictionary[str, ServiceRef] = weakref.WeakValueDictionary()
         self._root: actors.ActorRef[Any] | None = None
         self._body: trio.CancelScope | None = None
         self.failure: BaseException | None = None
         """Why the tree failed (the root gave up), or ``None``."""
+        self.shut_down = False
+        """Whether the root shut itself down (``auto_shutdown``): the body was cancelled and
+        ``run_tree`` ended normally."""
         self.started_at = 0.0
         """Trio time the tree started."""
         self.metrics: Metrics | None = None
@@ -128,8 +150,32 @@ class Tree:
         service = self._services.get(path)
         if service is None or service.spec != spec:
             service = GuardedService(spec, path=path, bus=self.events, rng=self._rng)
+            handle = self._handles.get(path)
+            if handle is not None:
+                handle._service = service
+                service.handle = handle
+            self._handles[path] = service.handle
             self._services[path] = service
         return service
+
+    def _forget(self, path: str) -> None:
+        # A child was removed from its supervisor: it is no longer a service or a path here.
+        self._services.pop(path, None)
+        self._paths.discard(path)
+
+    def _after(self, supervisor: actors.ActorRef[Any], at: float, message: Any) -> trio.CancelScope:
+        """Tell ``message`` to ``supervisor`` at trio time ``at`` (not if it stopped meanwhile);
+        cancel the returned scope to call it off."""
+        scope = trio.CancelScope()
+
+        async def deliver() -> None:
+            with scope:
+                await trio.sleep_until(at)
+                with contextlib.suppress(actors.ActorStopped):
+                    supervisor.tell(message)
+
+        self._nursery.start_soon(deliver)
+        return scope
 
     def _schedule(
         self,
@@ -165,6 +211,11 @@ class Tree:
 
     def _root_failed(self, error: Exception) -> None:
         self.failure = error
+        if self._body is not None:
+            self._body.cancel()
+
+    def _root_shut_down(self) -> None:
+        self.shut_down = True
         if self._body is not None:
             self._body.cancel()
 
@@ -229,7 +280,7 @@ class Tree:
         if not matches:
             raise actors.ActorNotFound(name_or_path)
         raise LookupError(
-            f"{name_or_path!r} is ambiguous: {', '.join(sorted(matches))}; give the full path"
+            f"{shown(name_or_path)} is ambiguous: {', '.join(sorted(matches))}; give the full path"
         )
 
     def lookup(self, name_or_path: str) -> actors.ActorRef[Any]:
@@ -253,7 +304,9 @@ class Tree:
         if path not in self._services:
             matches = [p for p in self._services if p.endswith(f"/{name_or_path}")]
             if len(matches) != 1:
-                raise KeyError(f"no single service named {name_or_path!r} in {self.spec.name!r}")
+                raise KeyError(
+                    f"no single service named {shown(name_or_path)} in {shown(self.spec.name)}"
+                )
             path = matches[0]
         return self._services[path].handle
 
@@ -264,7 +317,7 @@ class Tree:
     def _parent_of(self, path: str) -> tuple[actors.ActorRef[Any], str]:
         parent, sep, name = path.rpartition("/")
         if not sep:
-            raise ValueError(f"{path!r} is the root; give the path of a child")
+            raise ValueError(f"{shown(path)} is the root; give the path of a child")
         return self.system.lookup(parent), name
 
     async def which_children(self, path: str | None = None) -> tuple[ChildInfo, ...]:
@@ -280,43 +333,69 @@ class Tree:
             raise result.error
         return result
 
-    async def start_child(self, parent: str, spec: AnySpec) -> actors.ActorRef[Any]:
+    async def start_child(self, parent: str, spec: AnySpec) -> actors.ActorRef[Any] | None:
         """Add ``spec`` as the last child of the supervisor at ``parent`` and start it.
 
         Returns:
-            The new child's actor (for a nested supervisor, the supervisor's actor).
+            The new child's actor (for a nested supervisor, the supervisor's actor), or ``None``
+            if its start said ignore (:class:`~supervisor.Ignore`): the child is then kept,
+            terminated (forgotten if temporary).
 
         Raises:
-            ConfigError: ``spec`` is not a spec, or its name is taken among its siblings.
+            ConfigError: ``spec`` is not a spec; its name is taken among its siblings (the
+                message says the sibling's state, e.g. ``restarting``); it is significant under
+                a supervisor whose ``auto_shutdown`` is never; ``parent`` is a dynamic
+                supervisor (use :meth:`dynamic`).
             Exception: what the child's start raised (nothing is kept then).
         """
-        ref: actors.ActorRef[Any] = await self._operate(
+        ref: actors.ActorRef[Any] | None = await self._operate(
             self.system.lookup(parent), _StartChild(spec)
         )
         return ref
 
+    async def count_children(self, path: str | None = None) -> ChildCount:
+        """How many children the supervisor at ``path`` (default: the root) has (OTP's
+        ``count_children``)."""
+        supervisor = self.system.lookup(path or self.spec.name)
+        result: ChildCount = await supervisor.ask(_CountChildren())
+        return result
+
+    def dynamic(self, path: str) -> DynamicSupervisorRef:
+        """The handle of the dynamic (``simple_one_for_one``) supervisor at ``path``.
+
+        Raises:
+            ConfigError: no supervisor at ``path`` is dynamic.
+        """
+        supervisor = self._supervisors.get(path)
+        if supervisor is None or not supervisor._dynamic:
+            raise ConfigError(f"no simple_one_for_one supervisor at {path!r}")
+        return DynamicSupervisorRef(self, path)
+
     async def terminate_child(self, path: str) -> None:
         """Stop the child at ``path`` (its grace period applies). Its spec is kept, so
         :meth:`restart_child` can start it again, except for a temporary child, which is
-        forgotten."""
+        forgotten. A child waiting for its restart (``restarting``) has that restart cancelled.
+        It never triggers ``auto_shutdown``."""
         supervisor, name = self._parent_of(path)
         await self._operate(supervisor, _TerminateChild(name))
 
-    async def restart_child(self, path: str) -> actors.ActorRef[Any]:
-        """Start again the terminated child at ``path``; returns its new actor.
+    async def restart_child(self, path: str) -> actors.ActorRef[Any] | None:
+        """Start again the terminated child at ``path``; returns its new actor (``None`` if its
+        start said ignore).
 
         Raises:
-            ConfigError: the child is not terminated.
+            ConfigError: the child is not terminated (e.g. ``restarting``).
         """
         supervisor, name = self._parent_of(path)
-        ref: actors.ActorRef[Any] = await self._operate(supervisor, _RestartChild(name))
+        ref: actors.ActorRef[Any] | None = await self._operate(supervisor, _RestartChild(name))
         return ref
 
     async def delete_child(self, path: str) -> None:
-        """Forget the terminated child at ``path``.
+        """Forget the terminated child at ``path`` (a service leaves :meth:`services`; one added
+        again under the same path is reached through the handles taken before).
 
         Raises:
-            ConfigError: the child is not terminated.
+            ConfigError: the child is not terminated (e.g. ``restarting``).
         """
         supervisor, name = self._parent_of(path)
         await self._operate(supervisor, _DeleteChild(name))
@@ -342,7 +421,7 @@ class Tree:
             RuntimeError: the tree runs without metrics (``run_tree(..., metrics=False)``).
         """
         if self.metrics is None:
-            raise RuntimeError(f"tree {self.spec.name!r} runs without metrics (metrics=False)")
+            raise RuntimeError(f"tree {shown(self.spec.name)} runs without metrics (metrics=False)")
         return self.metrics.snapshot(self, trio.current_time())
 
     async def stop(self) -> None:
@@ -378,15 +457,20 @@ async def run_tree(
         SupervisorGaveUp: the root supervisor exceeded its restart intensity; the block was
             cancelled.
 
+    When the root shuts itself down (``auto_shutdown``), the block is cancelled and ``run_tree``
+    ends normally, with ``tree.shut_down`` true.
+
     Cancellation and ``KeyboardInterrupt``: whether the body is cancelled, a scope around
     ``run_tree`` is (``with trio.move_on_after(30): async with run_tree(spec): ...``), or
     ``KeyboardInterrupt`` is raised, the tree is first stopped in order (shielded: children
     before parents, in reverse start order, each child within its ``shutdown``), then the actor
     system (if ``run_tree`` made it) stops what is left, and only then the exception goes on:
     the cancelled scope still catches its cancellation, ``KeyboardInterrupt`` still propagates.
+    A ``KeyboardInterrupt`` or ``SystemExit`` raised by a child's handler leaves as itself too,
+    not grouped with the errors its callers got because of it.
     """
     if not isinstance(spec, SupervisorSpec):
-        raise ConfigError(f"`spec` must be a SupervisorSpec (got {spec!r})")
+        raise ConfigError(f"`spec` must be a SupervisorSpec (got {shown(spec)})")
     try:
         async with AsyncExitStack() as stack:
             if system is None:
@@ -415,8 +499,13 @@ async def run_tree(
             if tree.failure is not None:
                 raise tree.failure
     except BaseExceptionGroup as group:
-        # The timers' nursery wraps whatever leaves the block; one source leaves as itself.
+        # The timers' nursery wraps whatever leaves the block; one source leaves as itself, and
+        # KeyboardInterrupt or SystemExit leave as themselves whatever came with them (a handler's
+        # Ctrl-C also stops the callers' asks, whose ActorStopped is only its consequence).
         found = leaves(group)
+        fatal = [leaf for leaf in found if isinstance(leaf, KeyboardInterrupt | SystemExit)]
+        if fatal:
+            raise fatal[0] from group
         if len(found) != 1:
             raise
         raise found[0] from (found[0].__cause__ if found[0].__cause__ is not None else group)

@@ -346,6 +346,25 @@ def test_time_window_is_half_open() -> None:
     assert core.state_at(10.0) is OPEN
 
 
+def test_a_quick_success_can_trip_a_time_window() -> None:
+    """Quick calls that leave a time window can raise its slow rate: a quick success then
+    opens the breaker."""
+    window = RateWindow(
+        duration=2.5,
+        failure_rate=None,
+        slow_call_rate=0.5,
+        slow_call_duration=0.25,
+        minimum_calls=1,
+    )
+    core = _core(window=window)
+    _call(core, 0.0, 0.0, SUCCESS)
+    _call(core, 0.0, 0.0, SUCCESS)
+    _call(core, 0.0, 0.5, SUCCESS)  # slow: 1 of 3
+    assert core.state_at(0.5) is CLOSED
+    _call(core, 2.5, 2.5, SUCCESS)  # the two at 0.0 left: slow 1 of 2
+    assert core.state_at(2.5) is OPEN
+
+
 def test_slow_calls_open_on_the_slow_rate() -> None:
     """Calls longer than `slow_call_duration` (not equal to it) count as slow."""
     window = RateWindow(size=2, failure_rate=None, slow_call_rate=1.0, slow_call_duration=1.0)

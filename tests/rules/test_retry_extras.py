@@ -300,5 +300,7 @@ def test_bad_options_raise_when_retry_is_called() -> None:
         retry(budget=0.2)
     with pytest.raises(ValueError, match=r"`total_timeout` must be a number > 0 \(got -1\)"):
         retry(total_timeout=-1)
-    with pytest.raises(ValueError, match=r"`total_timeout` must be a number > 0 \(got inf\)"):
+    with pytest.raises(
+        ValueError, match=r"`total_timeout` must be a finite number > 0 \(got inf\)"
+    ):
         retrying(total_timeout=math.inf)

@@ -2,22 +2,31 @@
 
 One hypothesis test builds a random tree (a root with one or two nested supervisors and two to
 four guarded services with random rules), lets 20-60 concurrent callers call it at random times
-under trio's MockClock while the service actors reply, fail, crash or hang at random and some
-callers are cancelled, and then checks what must survive any such storm:
+under trio's MockClock while the service actors reply, fail, crash, hang or answer a request
+error (``Rejected``, which must not crash them) at random and some callers are cancelled. Some
+services cannot restart (every restart, or every other one, fails: restart loops, with backoffs
+of up to 30 s spread past the intensity window); some are temporary and significant under a
+supervisor with ``auto_shutdown``, whose nested supervisors are then transient and significant
+(shutdowns escalate); ``terminate_child`` arrives at random times and half way through backoffs;
+the body may leave early, at a random time or half way through the first backoff. Then it checks
+what must survive any such storm:
 
 1. every call has exactly one outcome: a reply, the fallback, an error of a known set, or
-   cancellation (only for a caller that was cancelled, or when the root gave up); nothing hangs;
+   cancellation (only for a caller that was cancelled, or when the tree ended early: the root
+   gave up or shut down, or the body left); nothing hangs; every terminate_child call returns or
+   is refused because its target is gone;
 2. no request is lost or duplicated across restarts: a reply or a handler error reaches the caller
    unless it was cancelled (or the answer came exactly at its deadline); no request is handled more
    often than it was attempted; every reply and every handler error a caller sees was really
-   produced for that request;
+   produced for that request; no request error crashed an actor;
 3. a half-open breaker never has more than ``half_open_max_calls`` trial requests in a handler at
    once (counted on the actor side, independently of the breaker's own bookkeeping), and a
    service never runs more than ``max_concurrent`` handlers at once;
 4. each supervisor restarts at most ``max_restarts`` times within any ``within`` seconds, and it
-   gives up exactly when the next restart would exceed that;
+   gives up exactly when the next restart would exceed that (rebuilt from ``RestartScheduled``);
 5. after ``run_tree`` (which may raise :class:`SupervisorGaveUp`) no actor is alive and no task it
-   started is left.
+   started is left, and the tree stopped within the bound its children's graces give (a backoff
+   never holds a stop up).
 
 A companion runs the same checks on one service whose breaker half-opens often while many callers
 crowd it, so that the trial limit of invariant 3 is actually reached. Two focused tests pin down
@@ -41,9 +50,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import actors
-from supervisor import BulkheadFullError, CircuitOpenError
+from supervisor import AutoShutdown, BulkheadFullError, CircuitOpenError, RequestError
 from supervisor.observe._bus import EventBus, SubscriberFailed
 from supervisor.observe._events import (
+    AutoShutdownTriggered,
     ChildCrashed,
     ChildParked,
     ChildRestarted,
@@ -52,15 +62,18 @@ from supervisor.observe._events import (
     IntensityExceeded,
     RequestCompleted,
     RequestFailed,
+    RestartScheduled,
     RetryScheduled,
     TreeEvent,
 )
 from supervisor.rules._breaker import CircuitState, CircuitStateChange
 from supervisor.tree._children import SupervisorGaveUp
+from supervisor.tree._service_ref import ServiceRef
 from supervisor.tree._specs import (
     BreakerSpec,
     BulkheadSpec,
     FallbackSpec,
+    Restart,
     RestartBackoff,
     RetrySpec,
     ServiceSpec,
@@ -86,6 +99,14 @@ class Crash(Exception):
     """A crash-like error of a handler."""
 
 
+class Rejected(RequestError):
+    """A request error: the caller gets it, the service actor does not crash."""
+
+
+class StartFailed(Exception):
+    """A service actor's restart failed (its dependency is still down)."""
+
+
 class Mark(enum.Enum):
     """Outcomes of a call that did not return or raise."""
 
@@ -98,6 +119,7 @@ class Mark(enum.Enum):
 KNOWN_ERRORS: Final = (
     Flaky,
     Crash,
+    Rejected,
     actors.AskTimeout,
     actors.ActorStopped,
     CircuitOpenError,
@@ -133,6 +155,8 @@ class ServicePlan:
 
     home: int
     rules: dict[str, Any]
+    fails_restart: int = 0
+    """Every n-th restart of its actor fails (a restart loop); 0: none do."""
 
 
 @attrs.frozen(kw_only=True)
@@ -147,18 +171,30 @@ class TreePlan:
     """Shuffles each supervisor's children (their start order matters to rest_for_one)."""
     rng_seed: int
     """Seeds the tree's randomness (backoff and retry jitter)."""
+    terminations: list[tuple[float, int]] = attrs.field(factory=list)
+    """``(time, service)``: ``terminate_child`` of that service at that trio time (often while it
+    waits for a restart)."""
+    stop_at: float | None = None
+    """When the body leaves ``run_tree`` (``None``: once every caller is done)."""
+    in_backoff: int = 0
+    """How many restarts with a backoff get a ``terminate_child`` half way through it."""
+    stop_in_backoff: bool = False
+    """Leave the body half way through the first backoff (if one comes before ``stop_at``)."""
 
 
 supervisor_settings = st.fixed_dictionaries(
     {
-        "strategy": st.sampled_from(Strategy),
+        "strategy": st.sampled_from([s for s in Strategy if s is not Strategy.SIMPLE_ONE_FOR_ONE]),
         "max_restarts": st.integers(1, 5),
         "within": st.floats(1.0, 10.0),
         "backoff": st.builds(
             RestartBackoff,
-            initial_delay=st.sampled_from([0.0, 0.05, 0.2]),
+            initial_delay=st.sampled_from([0.0, 0.05, 0.2, 3.0, 3.0]),
+            max_delay=st.sampled_from([5.0, 30.0]),
             jitter=st.booleans(),
         ),
+        # Significant children below make a supervisor shut down (never: none are drawn).
+        "auto_shutdown": st.sampled_from([AutoShutdown.NEVER, AutoShutdown.NEVER, *AutoShutdown]),
     }
 )
 service_rules = st.fixed_dictionaries(
@@ -185,7 +221,10 @@ service_rules = st.fixed_dictionaries(
         ),
         "timeout": st.none() | st.sampled_from([0.5, 1.0, 2.5]),
         "fallback": st.none() | st.just(FallbackSpec(default=FALLBACK)),
-        "shutdown": st.sampled_from([0.0, 0.5, 2.0]),
+        "shutdown": st.sampled_from([0.0, 0.0, 0.5, 2.0]),
+        # Request errors of kind "reject" are answered without a crash.
+        "request_errors": st.just((RequestError,)),
+        "restart": st.sampled_from([Restart.PERMANENT, Restart.TEMPORARY]),
     }
 )
 
@@ -201,13 +240,22 @@ def tree_plans(draw: st.DrawFn) -> TreePlan:
         parents=parents,
         services=draw(
             st.lists(
-                st.builds(ServicePlan, home=st.integers(0, nested), rules=service_rules),
+                st.builds(
+                    ServicePlan,
+                    home=st.integers(0, nested),
+                    rules=service_rules,
+                    fails_restart=st.sampled_from([0, 0, 0, 1, 2]),
+                ),
                 min_size=2,
                 max_size=4,
             )
         ),
         order_seed=draw(st.integers(0, 2**16)),
         rng_seed=draw(st.integers(0, 2**16)),
+        terminations=draw(st.lists(st.tuples(st.floats(0.0, 20.0), st.integers(0, 3)), max_size=3)),
+        stop_at=draw(st.none() | st.floats(0.5, 30.0)),
+        in_backoff=draw(st.integers(0, 2)),
+        stop_in_backoff=draw(st.booleans()),
     )
 
 
@@ -215,7 +263,7 @@ steps = st.builds(
     Step,
     gap=st.floats(0.0, 3.0),
     service=st.integers(0, 3),
-    kind=st.sampled_from(["reply", "reply", "reply", "fail", "crash", "hang"]),
+    kind=st.sampled_from(["reply", "reply", "reply", "fail", "crash", "hang", "reject"]),
     latency=st.sampled_from([0.0, 0.05, 0.3, 1.2]),
     cancel_after=st.one_of(st.none(), st.none(), st.none(), st.floats(0.0, 4.0)),
 )
@@ -295,11 +343,30 @@ class Lab:
     refs: dict[int, actors.ActorRef[Any]] = attrs.field(factory=dict)
     violations: list[str] = attrs.field(factory=list)
     ids: itertools.count[int] = attrs.field(factory=itertools.count)
+    handles: dict[str, ServiceRef] = attrs.field(factory=dict)
+    """Every service's handle, taken at the start (a temporary service that exited leaves
+    ``tree.services()``; its handle stays valid)."""
+    restarts: dict[str, int] = attrs.field(factory=dict)
+    """Restarts attempted per service actor (to fail every n-th)."""
+    terminated: list[tuple[float, str, str]] = attrs.field(factory=list)
+    """``(time, path, outcome)`` of every terminate_child the controller made."""
+    backoffs: list[RestartScheduled] = attrs.field(factory=list)
+    """Restarts scheduled with a backoff, not yet handed to the controller."""
+    backoff_seen: trio.Event | None = None
+    first_backoff: RestartScheduled | None = None
+    first_backoff_seen: trio.Event = attrs.field(factory=trio.Event)
 
     def on_event(self, event: Any) -> None:
         """Bus listener: keep every event, follow the breakers, and tie request events to the
         call of the caller task that published them."""
         self.events.append(event)
+        if isinstance(event, RestartScheduled) and event.delay > 0 and self.first_backoff is None:
+            self.first_backoff = event
+            self.first_backoff_seen.set()
+        if isinstance(event, RestartScheduled) and event.delay > 0 and event.path in self.watches:
+            self.backoffs.append(event)
+            if self.backoff_seen is not None:
+                self.backoff_seen.set()
         if isinstance(event, CircuitStateChange):
             watch = self.watches[event.name]
             watch.state = event.new_state
@@ -331,7 +398,7 @@ class Lab:
             self.violations.append(f"request {req.id} for {req.path} reached {path}")
         if self.tree is None:  # pragma: no cover - callers start inside the tree
             raise RuntimeError("a handler ran before the tree was up")
-        handle = self.tree.service(path)
+        handle = self.handles[path]
         statistics = handle.statistics()  # may publish a due half-open: read it first
         cap = spec.bulkhead.max_concurrent + spec.bulkhead.max_queued
         if statistics.in_flight + statistics.queued > cap:
@@ -400,7 +467,7 @@ class Lab:
                 if step.cancel_after is not None:
                     scope.deadline = now + step.cancel_after
                 try:
-                    answer = await tree.service(path).call(req)
+                    answer = await self.handles[path].call(req)
                 except Exception as exc:
                     answer = exc
                 req.outcomes.append(answer)
@@ -413,6 +480,49 @@ class Lab:
             req.done = True
             del self.active[task]
 
+    async def controller(self, tree: Tree, paths: list[str], plan: list[tuple[float, int]]) -> None:
+        """terminate_child of services at given times (often during a backoff); each call gets
+        one outcome: done, or refused because the service or its supervisor is gone."""
+        for at, index in sorted(plan):
+            await trio.sleep_until(at)
+            path = paths[index % len(paths)]
+            try:
+                await tree.terminate_child(path)
+                outcome = "terminated"
+            except (actors.ActorNotFound, actors.ActorStopped) as exc:
+                outcome = type(exc).__name__
+            except Exception as exc:
+                self.violations.append(f"terminate_child({path!r}) raised {exc!r}")
+                outcome = "error"
+            self.terminated.append((trio.current_time(), path, outcome))
+
+    async def in_backoff(self, tree: Tree, count: int) -> None:
+        """``count`` times: when a service's restart is scheduled with a backoff, terminate it
+        half way through that backoff (its pending restart must be called off)."""
+        for _ in range(count):
+            while not self.backoffs:
+                self.backoff_seen = trio.Event()
+                await self.backoff_seen.wait()
+            event = self.backoffs.pop(0)
+            await trio.sleep_until(event.at + event.delay / 2)
+            try:
+                await tree.terminate_child(event.path)
+                outcome = "terminated in backoff"
+            except (actors.ActorNotFound, actors.ActorStopped) as exc:
+                outcome = type(exc).__name__
+            except Exception as exc:
+                self.violations.append(f"terminate_child({event.path!r}) raised {exc!r}")
+                outcome = "error"
+            self.terminated.append((trio.current_time(), event.path, outcome))
+
+    async def stop_in_backoff(self, body: trio.CancelScope) -> None:
+        """Leave the body half way through the first backoff."""
+        await self.first_backoff_seen.wait()
+        event = self.first_backoff
+        if event is not None:  # pragma: no branch - set with the event
+            await trio.sleep_until(event.at + event.delay / 2)
+        body.cancel()
+
     async def caller(self, tree: Tree, paths: list[str], plan: list[Step]) -> None:
         """One caller: its calls one after the other, each after its gap."""
         for step in plan:
@@ -424,14 +534,22 @@ class ChaosService(actors.Actor[Req]):
     """A service actor: per request, sleeps its latency (or hangs), then replies, raises Flaky
     or raises Crash, logging every run into the lab."""
 
-    def __init__(self, lab: Lab, path: str) -> None:
+    def __init__(self, lab: Lab, path: str, fails_restart: int = 0) -> None:
         self.lab = lab
         self.path = path
+        self.fails_restart = fails_restart
         self.serial = next(_serials)
 
     async def on_start(self) -> None:
         ref = self.context.self_ref
         self.lab.refs[id(ref)] = ref
+        count = self.lab.restarts.get(self.path)
+        if count is None:
+            self.lab.restarts[self.path] = 0  # the first start always works
+            return
+        count = self.lab.restarts[self.path] = count + 1
+        if self.fails_restart and count % self.fails_restart == 0:
+            raise StartFailed(self.path)
 
     async def receive(self, message: Req) -> tuple[str, int, int]:
         handling = self.lab.started(self.path, message, self.serial)
@@ -440,8 +558,9 @@ class ChaosService(actors.Actor[Req]):
         except BaseException:
             self.lab.ended(handling, "cancelled")
             raise
-        if message.kind in ("fail", "crash"):
-            error = (Flaky if message.kind == "fail" else Crash)(message.id)
+        if message.kind in ("fail", "crash", "reject"):
+            kinds = {"fail": Flaky, "crash": Crash, "reject": Rejected}
+            error = kinds[message.kind](message.id)
             self.lab.ended(handling, "raise", error=error)
             raise error
         reply = ("reply", message.id, self.serial)
@@ -463,17 +582,34 @@ def build(
     shuffle = random.Random(plan.order_seed).shuffle
     services: dict[str, ServiceSpec] = {}
     children: list[list[Any]] = [[] for _ in plan.supervisors]
+
+    def watched(index: int) -> bool:
+        # Significant children only under a supervisor with an auto_shutdown.
+        return plan.supervisors[index].get("auto_shutdown", AutoShutdown.NEVER) is not (
+            AutoShutdown.NEVER
+        )
+
     for index, service in enumerate(plan.services):
         path = f"{paths[service.home]}/s{index}"
+        temporary = service.rules.get("restart") is Restart.TEMPORARY
         services[path] = ServiceSpec(
-            name=f"s{index}", factory=ChaosService, args=(lab, path), **service.rules
+            name=f"s{index}",
+            factory=ChaosService,
+            args=(lab, path, service.fails_restart),
+            significant=temporary and watched(service.home),
+            **service.rules,
         )
         children[service.home].append(services[path])
     supervisors: dict[str, SupervisorSpec] = {}
     for index in reversed(range(len(plan.supervisors))):
         shuffle(children[index])
+        nested = bool(index) and watched(plan.parents[index - 1])
         spec = SupervisorSpec(
-            name=names[index], children=children[index], **plan.supervisors[index]
+            name=names[index],
+            children=children[index],
+            restart=Restart.TRANSIENT if nested else Restart.PERMANENT,
+            significant=nested,
+            **plan.supervisors[index],
         )
         supervisors[paths[index]] = spec
         if index:
@@ -485,28 +621,24 @@ def build(
 class IntensityAudit:
     """Checks every supervisor's restarts against its intensity, from the events alone.
 
-    A restart round of supervisor ``P`` is a ``ChildCrashed`` of a child of ``P`` followed by
-    non-probation ``ChildRestarted`` events of its children (a group restart publishes several);
-    it is counted at the crash's time, when ``P`` records it. Parked crashes and probation
-    restarts are not counted. ``P``'s count starts afresh whenever ``P`` (re)starts its children
-    from its spec (a ``ChildStarted`` with ``restarts == 0``) and after it gives up.
+    A supervisor ``P`` counts a restart when it decides it: the ``RestartScheduled`` event of a
+    child of ``P`` (its backoff, and whether it is later called off, do not matter). Parked crashes
+    and probation restarts are not counted. ``P``'s count starts afresh whenever ``P`` (re)starts
+    its children from its spec (a ``ChildStarted`` with ``restarts == 0``) and after it gives up.
     """
 
     supervisors: dict[str, SupervisorSpec]
     violations: list[str] = attrs.field(factory=list)
     rounds: dict[str, list[float]] = attrs.field(factory=dict)
-    """Times of the restart rounds of each supervisor's current life."""
+    """Times of the restarts counted in each supervisor's current life."""
     pending: dict[str, float | None] = attrs.field(factory=dict)
-    """The time of a crash of one of its children not yet followed by its round."""
-    in_round: dict[str, bool] = attrs.field(factory=dict)
-    """Whether the last events were that supervisor's restart round (a group restart)."""
+    """The time of the last crash of one of its children."""
 
     def run(self, events: list[Any]) -> list[str]:
         """Audit ``events`` in order; return the broken rules."""
         for path in self.supervisors:
             self.rounds[path] = []
             self.pending[path] = None
-            self.in_round[path] = False
         for event in events:
             if isinstance(event, IntensityExceeded):
                 self.gave_up(event)
@@ -517,7 +649,7 @@ class IntensityAudit:
         return self.violations
 
     def window(self, path: str, now: float) -> list[float]:
-        """The rounds of ``path`` in the half-open window ending at ``now``."""
+        """The counted restarts of ``path`` in the half-open window ending at ``now``."""
         return [t for t in self.rounds[path] if now - self.supervisors[path].within < t]
 
     def gave_up(self, event: IntensityExceeded) -> None:
@@ -533,37 +665,22 @@ class IntensityAudit:
             )
         self.rounds[event.path] = []
         self.pending[event.path] = None
-        self.in_round[event.path] = False
 
     def child_event(self, parent: str, event: TreeEvent) -> None:
         """An event of a child of supervisor ``parent``."""
         if isinstance(event, ChildStarted) and event.restarts == 0:
             self.rounds[parent] = []  # (re)starting its children from its spec: a fresh count
-        elif isinstance(event, ChildCrashed | ChildParked):
-            self.pending[parent] = event.at if isinstance(event, ChildCrashed) else None
-            self.in_round[parent] = False
-        elif isinstance(event, ChildRestarted) and event.probation:
-            self.in_round[parent] = False
-        elif isinstance(event, ChildRestarted):
-            self.restarted(parent, event)
-
-    def restarted(self, parent: str, event: ChildRestarted) -> None:
-        """A child of ``parent`` restarted: the first of its round counts the round."""
-        at = self.pending[parent]
-        if at is None:
-            if not self.in_round[parent]:
-                self.violations.append(f"{event!r} without a crash before it")
-            return
-        self.pending[parent] = None
-        self.in_round[parent] = True
-        self.rounds[parent].append(at)
-        spec = self.supervisors[parent]
-        recent = self.window(parent, at)
-        if len(recent) > spec.max_restarts:
-            self.violations.append(
-                f"{parent} restarted {len(recent)} times within {spec.within}s "
-                f"(max_restarts={spec.max_restarts}) at {at}: {self.rounds[parent]}"
-            )
+        elif isinstance(event, ChildCrashed):
+            self.pending[parent] = event.at
+        elif isinstance(event, RestartScheduled):
+            self.rounds[parent].append(event.at)
+            spec = self.supervisors[parent]
+            recent = self.window(parent, event.at)
+            if len(recent) > spec.max_restarts:
+                self.violations.append(
+                    f"{parent} restarted {len(recent)} times within {spec.within}s "
+                    f"(max_restarts={spec.max_restarts}) at {event.at}: {self.rounds[parent]}"
+                )
 
 
 def outcome_problem(req: Req, spec: ServiceSpec, runs: list[Handling], gave_up: bool) -> str:
@@ -574,7 +691,7 @@ def outcome_problem(req: Req, spec: ServiceSpec, runs: list[Handling], gave_up: 
     if outcome is Mark.CANCELLED:
         return "" if req.cancellable else "cancelled but its caller was not"
     if outcome is Mark.ABORTED:
-        return "" if gave_up else "aborted though the tree did not fail"
+        return "" if gave_up else "aborted though the tree did not end early"
     if outcome == FALLBACK:
         if spec.fallback is None or not isinstance(req.fallback_cause, KNOWN_ERRORS):
             return f"fallback for {req.fallback_cause!r}"
@@ -585,7 +702,9 @@ def outcome_problem(req: Req, spec: ServiceSpec, runs: list[Handling], gave_up: 
         return ""
     if not isinstance(outcome, KNOWN_ERRORS) or spec.fallback is not None:
         return f"unexpected {outcome!r} (fallback: {spec.fallback})"
-    if isinstance(outcome, Flaky | Crash) and not any(run.error is outcome for run in runs):
+    if isinstance(outcome, Flaky | Crash | Rejected) and not any(
+        run.error is outcome for run in runs
+    ):
         return f"{outcome!r} it never raised"
     return ""
 
@@ -611,7 +730,8 @@ def delivery_problems(req: Req, runs: list[Handling]) -> list[str]:
     problems.extend(
         f"an attempt failed with {error!r}, never raised"
         for error in req.failures
-        if isinstance(error, Flaky | Crash) and not any(run.error is error for run in runs)
+        if isinstance(error, Flaky | Crash | Rejected)
+        and not any(run.error is error for run in runs)
     )
     return problems
 
@@ -652,21 +772,41 @@ def run_chaos(plan: TreePlan, plans: list[list[Step]]) -> Lab:
     paths = list(services)
     gave_up: list[SupervisorGaveUp] = []
     after: list[str] = []
+    stopped_early: list[float] = []
+    # Children stop one after the other, each within its grace (a supervisor's handler in hand
+    # may first finish stopping one more): the whole tree stops within twice their sum.
+    stop_bound = 2 * sum(service.shutdown for service in services.values())
 
     async def main() -> None:
         before = _all_tasks()
+        left = math.inf
         with trio.fail_after(BOUND):  # nothing hangs: a stuck run fails here with TooSlowError
             try:
                 async with run_tree(spec, events=bus, rng=random.Random(plan.rng_seed)) as tree:
                     lab.tree = tree
+                    lab.handles = {path: tree.service(path) for path in paths}
                     for path in supervisors:
                         ref = tree.lookup(path)
                         lab.refs[id(ref)] = ref
-                    async with trio.open_nursery() as nursery:
-                        for steps_of_one in plans:
-                            nursery.start_soon(lab.caller, tree, paths, steps_of_one)
+                    deadline = math.inf if plan.stop_at is None else plan.stop_at
+                    with trio.move_on_at(deadline) as scope:
+                        async with trio.open_nursery() as side:
+                            side.start_soon(lab.controller, tree, paths, plan.terminations)
+                            side.start_soon(lab.in_backoff, tree, plan.in_backoff)
+                            if plan.stop_in_backoff:
+                                side.start_soon(lab.stop_in_backoff, scope)
+                            async with trio.open_nursery() as nursery:
+                                for steps_of_one in plans:
+                                    nursery.start_soon(lab.caller, tree, paths, steps_of_one)
+                            side.cancel_scope.cancel()  # the callers are done: so is the run
+                    if scope.cancelled_caught:
+                        stopped_early.append(trio.current_time())
+                    left = trio.current_time()
             except SupervisorGaveUp as exc:
                 gave_up.append(exc)
+            took = trio.current_time() - left
+            if took > stop_bound + 1e-9:
+                after.append(f"the tree took {took}s to stop (bound {stop_bound}s)")
         leftover = _all_tasks() - before
         if leftover:
             after.append(f"tasks left after run_tree: {leftover}")
@@ -683,11 +823,22 @@ def run_chaos(plan: TreePlan, plans: list[list[Step]]) -> Lab:
     assert after == []
     exceeded = {event.path for event in lab.events if isinstance(event, IntensityExceeded)}
     assert bool(gave_up) == (spec.name in exceeded)
+    assert lab.tree is not None
+    ended = bool(gave_up) or lab.tree.shut_down or bool(stopped_early)
+    assert lab.tree.shut_down == any(
+        isinstance(event, AutoShutdownTriggered) and event.path == spec.name for event in lab.events
+    )
+    crashed_by_request_errors = [
+        event
+        for event in lab.events
+        if isinstance(event, ChildCrashed) and isinstance(event.error, Rejected)
+    ]
+    assert crashed_by_request_errors == []
     if gave_up:
         assert gave_up[0].path == spec.name
-    else:
+    if not ended:
         assert len(lab.requests) == sum(len(steps_of_one) for steps_of_one in plans)
-    assert outcome_violations(lab, services, bool(gave_up)) == []
+    assert outcome_violations(lab, services, ended) == []
     assert IntensityAudit(supervisors).run(lab.events) == []
     return lab
 

@@ -310,7 +310,8 @@ def test_new_fields_load_from_toml(tmp_path: Path) -> None:
     [
         (
             {"breaker": {"window": {"size": 10, "failure_rate": 2}}},
-            r"children\[0\]\.breaker\.window: `failure_rate` must be a rate in \(0, 1\] \(got 2\)",
+            r"children\[0\]\.breaker\.window\.failure_rate: `failure_rate` must be a rate in "
+            r"\(0, 1\] \(got 2\)",
         ),
         (
             {"breaker": {"window": {"size": 10, "rate": 0.5}}},
@@ -318,19 +319,21 @@ def test_new_fields_load_from_toml(tmp_path: Path) -> None:
         ),
         (
             {"breaker": {"exclude": ["no.such.module:Thing"]}},
-            r"children\[0\]\.breaker: `exclude` 'no.such.module:Thing' cannot be imported",
+            r"children\[0\]\.breaker\.exclude: `exclude` 'no.such.module:Thing' cannot be imported",
         ),
         (
             {"retry": {"budget": {"ratio": -0.5}}},
-            r"children\[0\]\.retry\.budget: `ratio` must be a number in \[0, 1\] \(got -0.5\)",
+            r"children\[0\]\.retry\.budget\.ratio: `ratio` must be a number in \[0, 1\] "
+            r"\(got -0.5\)",
         ),
         (
             {"retry": {"total_timeout": 0}},
-            r"children\[0\]\.retry: `total_timeout` must be a number > 0 \(got 0\)",
+            r"children\[0\]\.retry\.total_timeout: `total_timeout` must be a number > 0 \(got 0\)",
         ),
         (
             {"breaker": {"open_backoff": {"factor": 0.5}}},
-            r"children\[0\]\.breaker\.open_backoff: `factor` must be a number >= 1 \(got 0.5\)",
+            r"children\[0\]\.breaker\.open_backoff\.factor: `factor` must be a number >= 1 "
+            r"\(got 0.5\)",
         ),
     ],
 )

@@ -173,7 +173,8 @@ def test_bad_strategy_names_field_and_value() -> None:
     with pytest.raises(ConfigError) as info:
         SupervisorSpec(name="s", strategy="all_for_one")
     assert str(info.value) == (
-        "`strategy` 'all_for_one' is not one of one_for_one, one_for_all, rest_for_one"
+        "`strategy` 'all_for_one' is not one of one_for_one, one_for_all, rest_for_one, "
+        "simple_one_for_one"
     )
     assert isinstance(info.value.__cause__, ValueError)
 
@@ -423,7 +424,7 @@ def test_bad_overflow(value: object) -> None:
         ({"max_restarts": "3"}, "`max_restarts` must be an integer >= 0 (got '3')"),
         ({"within": 0}, "`within` must be a number > 0 (got 0)"),
         ({"within": -1.0}, "`within` must be a number > 0 (got -1.0)"),
-        ({"within": math.inf}, "`within` must be a number > 0 (got inf)"),
+        ({"within": math.inf}, "`within` must be a finite number > 0 (got inf)"),
         ({"within": math.nan}, "`within` must be a number > 0 (got nan)"),
         ({"within": False}, "`within` must be a number > 0 (got False)"),
         ({"within": "5"}, "`within` must be a number > 0 (got '5')"),
@@ -448,9 +449,9 @@ def test_intensity_edges_are_valid() -> None:
         ({"initial_delay": -1}, "`initial_delay` must be a number >= 0 (got -1)"),
         ({"initial_delay": math.nan}, "`initial_delay` must be a number >= 0 (got nan)"),
         ({"initial_delay": "1"}, "`initial_delay` must be a number >= 0 (got '1')"),
-        ({"max_delay": -0.5}, "`max_delay` must be a number >= 0 (got -0.5)"),
-        ({"max_delay": math.inf}, "`max_delay` must be a number >= 0 (got inf)"),
-        ({"max_delay": True}, "`max_delay` must be a number >= 0 (got True)"),
+        ({"max_delay": -0.5}, "`max_delay` must be a number >= 0 (inf: no limit) (got -0.5)"),
+        ({"max_delay": math.nan}, "`max_delay` must be a number >= 0 (inf: no limit) (got nan)"),
+        ({"max_delay": True}, "`max_delay` must be a number >= 0 (inf: no limit) (got True)"),
         ({"factor": 0.5}, "`factor` must be a number >= 1 (got 0.5)"),
         ({"factor": 0}, "`factor` must be a number >= 1 (got 0)"),
         ({"factor": None}, "`factor` must be a number >= 1 (got None)"),
@@ -459,7 +460,7 @@ def test_intensity_edges_are_valid() -> None:
     ],
 )
 def test_bad_backoff(fields: dict[str, Any], message: str) -> None:
-    """Backoff delays must be finite and >= 0, and the factor >= 1."""
+    """Backoff delays must be >= 0 (only ``max_delay`` may be inf: no cap), the factor >= 1."""
     with pytest.raises(ConfigError) as info:
         RestartBackoff(**fields)
     assert str(info.value) == message
@@ -687,12 +688,14 @@ def test_load_the_documented_example_message() -> None:
         # enums
         (
             tree(strategy="all"),
-            "strategy: 'all' is not one of one_for_one, one_for_all, rest_for_one",
+            "strategy: 'all' is not one of one_for_one, one_for_all, rest_for_one, "
+            "simple_one_for_one",
         ),
         (tree(restart=1), "restart: 1 is not one of permanent, transient, temporary"),
         (
             tree(child("a"), {"name": "s", "strategy": "x"}),
-            "children[1].strategy: 'x' is not one of one_for_one, one_for_all, rest_for_one",
+            "children[1].strategy: 'x' is not one of one_for_one, one_for_all, rest_for_one, "
+            "simple_one_for_one",
         ),
         # strings for numbers, bools for ints and numbers, numbers for bools and strings
         (tree(max_restarts="3"), "max_restarts: '3' is not a number"),
@@ -712,22 +715,29 @@ def test_load_the_documented_example_message() -> None:
         (tree(max_restarts=-1), "`max_restarts` must be an integer >= 0 (got -1)"),
         (tree(max_restarts=1.5), "`max_restarts` must be an integer >= 0 (got 1.5)"),
         (tree(within=0), "`within` must be a number > 0 (got 0)"),
-        (tree(backoff={"factor": 0.5}), "backoff: `factor` must be a number >= 1 (got 0.5)"),
+        (tree(backoff={"factor": 0.5}), "backoff.factor: `factor` must be a number >= 1 (got 0.5)"),
         (
             tree(child("a", mailbox_size=0)),
-            "children[0]: `mailbox_size` must be an integer >= 1 (got 0)",
+            "children[0].mailbox_size: `mailbox_size` must be an integer >= 1 (got 0)",
         ),
         (
             tree(child("a", overflow="spill")),
-            "children[0]: `overflow` 'spill' is not one of wait, reject, drop_oldest",
+            "children[0].overflow: `overflow` 'spill' is not one of wait, reject, drop_oldest",
         ),
         ({"name": "a/b"}, "`name` must be a non-empty string without '/' (got 'a/b')"),
-        (tree(child("")), "children[0]: `name` must be a non-empty string without '/' (got '')"),
+        (
+            tree(child("")),
+            "children[0].name: `name` must be a non-empty string without '/' (got '')",
+        ),
         # shutdown
-        (tree(child("a", shutdown=-1)), "children[0]: `shutdown` must be seconds >= 0 (got -1)"),
+        (
+            tree(child("a", shutdown=-1)),
+            "children[0].shutdown: `shutdown` must be seconds >= 0 (got -1)",
+        ),
         (
             tree(child("a", shutdown="later")),
-            "children[0]: `shutdown` must be seconds >= 0, 'infinity' or 'immediate' (got 'later')",
+            "children[0].shutdown: `shutdown` must be seconds >= 0, 'infinity' or 'immediate' "
+            "(got 'later')",
         ),
         (
             tree(shutdown=True),
@@ -736,11 +746,11 @@ def test_load_the_documented_example_message() -> None:
         # args and kwargs
         (
             tree(child("a", args="abc")),
-            "children[0]: `args` must be a sequence of arguments (got 'abc')",
+            "children[0].args: `args` must be a sequence of arguments (got 'abc')",
         ),
         (
             tree(child("a", kwargs=[1])),
-            "children[0]: `kwargs` must be a mapping of names to values (got [1])",
+            "children[0].kwargs: `kwargs` must be a mapping of names to values (got [1])",
         ),
         # factory strings
         (
@@ -809,7 +819,7 @@ def test_load_error_paths_reach_deep_into_nested_supervisors() -> None:
     assert load_error(data) == "children[0]: `children[1].name` 'x' is used twice"
     data = tree({"name": "mid", "children": [child("x", mailbox_size=-1)]})
     assert load_error(data) == (
-        "children[0].children[0]: `mailbox_size` must be an integer >= 1 (got -1)"
+        "children[0].children[0].mailbox_size: `mailbox_size` must be an integer >= 1 (got -1)"
     )
     data = tree({"name": "mid", "strategy": "one_for_one", "backoff": {"max_delay": "x"}})
     assert load_error(data) == "children[0].backoff.max_delay: 'x' is not a number"
@@ -870,7 +880,7 @@ _children = st.recursive(
             "max_restarts": max_restarts,
         },
         st.lists(inner, max_size=4),
-        st.sampled_from([s.value for s in Strategy]),
+        st.sampled_from([s.value for s in Strategy if s is not Strategy.SIMPLE_ONE_FOR_ONE]),
         st.integers(0, 100),
     ),
     max_leaves=12,

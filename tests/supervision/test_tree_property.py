@@ -18,7 +18,7 @@ NAMES = "abc"
 
 @settings(max_examples=40)  # each example is a whole trio.run; 40 keep it under a second
 @given(
-    strategy=st.sampled_from(Strategy),
+    strategy=st.sampled_from([s for s in Strategy if s is not Strategy.SIMPLE_ONE_FOR_ONE]),
     max_restarts=st.integers(min_value=0, max_value=3),
     within=st.sampled_from([1.0, 2.5, 5.0]),
     crashes=st.lists(
