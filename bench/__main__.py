@@ -14,6 +14,7 @@ from . import (
     actors_bench,
     dynamic_bench,
     faults_bench,
+    fleet_bench,
     otel_bench,
     rules_bench,
     rules_more_bench,
@@ -29,6 +30,7 @@ SECTIONS = {
     "faults": faults_bench.run,
     "otel": otel_bench.run,
     "dynamic": dynamic_bench.run,
+    "fleet": fleet_bench.run,
 }
 
 

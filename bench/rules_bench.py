@@ -69,6 +69,28 @@ def _ours() -> dict[str, Callable[[], Awaitable[int]]]:
     }
 
 
+def _new_rules() -> dict[str, Callable[[], Awaitable[int]]]:
+    """Rules added beside the contract's: the limiter and the adaptive bulkhead (hedging is
+    measured against the nursery and task it needs, below)."""
+    limiter = supervisor.RateLimiter(10**9, _LONG)
+
+    async def limited() -> int:
+        async with limiter:
+            return 1
+
+    return {
+        "RateLimiter (async with)": limited,
+        "RateLimiter (@limiter)": supervisor.RateLimiter(10**9, _LONG)(_bare),
+        "@adaptive_bulkhead": supervisor.adaptive_bulkhead(max_limit=10)(_bare),
+    }
+
+
+async def _nursery_and_task() -> None:
+    """Raw trio's least for running an attempt as a task: a nursery and one spawned task."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_bare)
+
+
 def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
@@ -109,6 +131,33 @@ async def _success_overheads(report: Report, ops: int) -> dict[str, float]:
                 target=f"bare call {bare_us:.3f} us",
             )
         )
+    for name, fn in _new_rules().items():
+        ours_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
+        found[name] = ours_us - bare_us
+        report.add(
+            Figure(
+                section=SECTION,
+                name=f"{name} per call",
+                ours=ours_us,
+                baseline=bare_us,
+                unit="us",
+                baseline_name="bare call",
+                target=f"+{ours_us - bare_us:.3f} us over the bare call",
+            )
+        )
+    hedged = _loop(supervisor.hedge(_LONG)(_bare))
+    hedge_us, spawn_us = await paired_async(hedged, _loop(_nursery_and_task), ops=max(1, ops // 10))
+    report.add(
+        Figure(
+            section=SECTION,
+            name="@hedge (never due) per call",
+            ours=hedge_us,
+            baseline=spawn_us,
+            unit="us",
+            baseline_name="nursery + 1 task",
+            target="the structure a race needs, in raw trio",
+        )
+    )
     for peer, (job, fn) in _trio_peers().items():
         peer_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
         found[f"peer:{peer}"] = peer_us - bare_us
@@ -251,7 +300,18 @@ def _asyncio_overheads(report: Report, ops: int) -> None:
                     return 1
 
             peer_us, bare_us = await measure(limited)
-            _peer_row(report, "aiolimiter", "throttle", peer_us - bare_us, "asyncio")
+            _peer_row(report, "aiolimiter", "rate limiter", peer_us - bare_us, "asyncio")
+            report.add(
+                Figure(
+                    section=SECTION,
+                    name="peer aiolimiter (async with) per call",
+                    ours=peer_us,
+                    baseline=bare_us,
+                    unit="us",
+                    baseline_name="asyncio bare call",
+                    target="compare: RateLimiter (async with) per call",
+                )
+            )
 
     asyncio.run(main())
     if _have("pybreaker"):

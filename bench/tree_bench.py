@@ -11,6 +11,7 @@ from rich.console import Console
 
 import actors
 import supervisor
+from supervisor.tree._limit_specs import AdaptiveLimitSpec, HedgeSpec
 from supervisor.tree._specs import (
     BreakerSpec,
     BulkheadSpec,
@@ -51,8 +52,25 @@ def _spec() -> SupervisorSpec:
         name="open", factory=_Echo, breaker=BreakerSpec(failure_threshold=1, timeout=_LONG)
     )
     crashing = ServiceSpec(name="crashing", factory=_Echo)
+    hedged = ServiceSpec(
+        name="hedged",
+        factory=_Echo,
+        bulkhead=BulkheadSpec(max_concurrent=2, max_queued=100),
+        hedge=HedgeSpec(delay=_LONG),
+    )
+    adaptive = ServiceSpec(
+        name="adaptive",
+        factory=_Echo,
+        bulkhead=BulkheadSpec(max_concurrent=10, max_queued=100, adaptive=AdaptiveLimitSpec()),
+    )
+    plain = ServiceSpec(
+        name="plain", factory=_Echo, bulkhead=BulkheadSpec(max_concurrent=10, max_queued=100)
+    )
     return SupervisorSpec(
-        name="bench", max_restarts=10**9, within=1.0, children=(every_rule, open_breaker, crashing)
+        name="bench",
+        max_restarts=10**9,
+        within=1.0,
+        children=(every_rule, open_breaker, crashing, hedged, adaptive, plain),
     )
 
 
@@ -149,6 +167,15 @@ async def run(report: Report, *, quick: bool) -> None:
 
         guarded_us, raw_us = await paired_async(guarded_calls, raw.loop, ops=ops)
         refused_us, raw2_us = await paired_async(refused_calls, raw.loop, ops=ops)
+        new_rules: list[tuple[str, float, float]] = []
+        for name in ("plain", "hedged", "adaptive"):
+            service = tree.service(name)
+
+            async def calls(n: int, service: Any = service) -> None:
+                for i in range(n):
+                    await service.call(i)
+
+            new_rules.append((name, *await paired_async(calls, raw.loop, ops=ops)))
 
         restarts = max(200, ops // 20)
         start = time.perf_counter()
@@ -194,4 +221,20 @@ async def run(report: Report, *, quick: bool) -> None:
             baseline_name="raw round trip",
         )
     )
+    labels = {
+        "plain": "guarded call, bulkhead only",
+        "hedged": "guarded call, hedged (never due)",
+        "adaptive": "guarded call, adaptive bulkhead",
+    }
+    for name, ours_us, base_us in new_rules:
+        report.add(
+            Figure(
+                section=SECTION,
+                name=labels[name],
+                ours=ours_us,
+                baseline=base_us,
+                unit="us",
+                baseline_name="raw round trip",
+            )
+        )
     await _monitor_cost(report, quick=quick)

@@ -22,6 +22,8 @@ from .console._attach import serve_snapshots as serve_snapshots
 from .console._monitor import Monitor as Monitor
 from .console._monitor import monitor as monitor
 from .console._render import render as render
+from .guards._adaptive import AdaptiveBulkhead as AdaptiveBulkhead
+from .guards._adaptive import adaptive_bulkhead as adaptive_bulkhead
 from .guards._breaker import CircuitBreaker as CircuitBreaker
 from .guards._breaker import circuit_breaker as circuit_breaker
 from .guards._bulkhead import Bulkhead as Bulkhead
@@ -34,6 +36,9 @@ from .guards._fallback import fallback as fallback
 from .guards._faults import FaultInjector as FaultInjector
 from .guards._faults import inject_faults as inject_faults
 from .guards._health import HealthTracker as HealthTracker
+from .guards._hedge import Hedge as Hedge
+from .guards._hedge import hedge as hedge
+from .guards._limiter import RateLimiter as RateLimiter
 from .guards._retry import Retrier as Retrier
 from .guards._retry import retry as retry
 from .guards._retry import retrying as retrying
@@ -103,6 +108,15 @@ from .rules._retry_budget import RetryBudgetConfig as RetryBudgetConfig
 from .rules._retry_budget import RetryBudgetStatistics as RetryBudgetStatistics
 from .rules._retry_plan import GiveUpReason as GiveUpReason
 from .rules._retry_plan import RetryDetails as RetryDetails
+from .store import MemoryStore as MemoryStore
+from .store import RedisStore as RedisStore
+from .store import RedisStoreStatistics as RedisStoreStatistics
+from .store import Store as Store
+from .store import StoreAuthError as StoreAuthError
+from .store import StoreConnectionError as StoreConnectionError
+from .store import StoreError as StoreError
+from .store import StoreRecovered as StoreRecovered
+from .store import StoreUnavailable as StoreUnavailable
 from .testkit._errors import WaitTimeout as WaitTimeout
 from .testkit._recorder import EventRecorder as EventRecorder
 from .testkit._waiting import wait_for_breaker as wait_for_breaker
@@ -115,6 +129,8 @@ from .tree._children import SupervisorGaveUp as SupervisorGaveUp
 from .tree._children import SupervisorShutdown as SupervisorShutdown
 from .tree._dynamic import DynamicSupervisorRef as DynamicSupervisorRef
 from .tree._fault_specs import FaultSpec as FaultSpec
+from .tree._limit_specs import AdaptiveLimitSpec as AdaptiveLimitSpec
+from .tree._limit_specs import HedgeSpec as HedgeSpec
 from .tree._loading import load_tree as load_tree
 from .tree._loading import load_tree_file as load_tree_file
 from .tree._otp import IGNORE as IGNORE
@@ -139,6 +155,8 @@ from .tree._tree import run_tree as run_tree
 
 __all__ = [
     "IGNORE",
+    "AdaptiveBulkhead",
+    "AdaptiveLimitSpec",
     "AddressError",
     "AttachError",
     "AttachTimeout",
@@ -188,10 +206,13 @@ __all__ = [
     "GiveUpReason",
     "HealthChange",
     "HealthTracker",
+    "Hedge",
+    "HedgeSpec",
     "Ignore",
     "IntensityExceeded",
     "LatencySnapshot",
     "LinearBackoff",
+    "MemoryStore",
     "Metrics",
     "Monitor",
     "NodeSnapshot",
@@ -201,7 +222,10 @@ __all__ = [
     "OperationTimeout",
     "PrometheusCollector",
     "RateLimitExceeded",
+    "RateLimiter",
     "RateWindow",
+    "RedisStore",
+    "RedisStoreStatistics",
     "Refusal",
     "RequestCompleted",
     "RequestError",
@@ -227,6 +251,12 @@ __all__ = [
     "ServiceSpec",
     "ServiceStatistics",
     "ServiceStatus",
+    "Store",
+    "StoreAuthError",
+    "StoreConnectionError",
+    "StoreError",
+    "StoreRecovered",
+    "StoreUnavailable",
     "Strategy",
     "SubscriberFailed",
     "Subscription",
@@ -241,6 +271,7 @@ __all__ = [
     "TreeEvent",
     "WaitTimeout",
     "WindowStatistics",
+    "adaptive_bulkhead",
     "bulkhead",
     "cache_fallback",
     "circuit_breaker",
@@ -250,6 +281,7 @@ __all__ = [
     "fallback",
     "fault_flags",
     "fetch_snapshot",
+    "hedge",
     "inject_faults",
     "load_tree",
     "load_tree_file",

@@ -28,6 +28,7 @@ __all__ = [
     "UNSET",
     "Bound",
     "Unset",
+    "exception_types",
     "seconds_argument",
 ]
 
@@ -185,3 +186,16 @@ def seconds_argument(text: str) -> float:
     if not DURATION.admits(value):
         raise argparse.ArgumentTypeError(f"must be > 0 (got {text!r})")
     return value
+
+
+def exception_types(value: object, param: str = "exceptions") -> tuple[type[Exception], ...]:
+    """``value`` (an ``Exception`` class or a non-empty tuple of them) as a tuple.
+
+    Raises:
+        TypeError: naming ``param``, for anything else (``BaseException`` classes that are not
+            ``Exception`` s, such as ``KeyboardInterrupt``, included: they are never counted).
+    """
+    items = value if isinstance(value, tuple) else (value,)
+    if not items or not all(isinstance(t, type) and issubclass(t, Exception) for t in items):
+        raise TypeError(f"`{param}` must be Exception classes (got {shown(value)})")
+    return items

@@ -18,6 +18,8 @@ from rich.console import Console
 
 import actors
 from supervisor import (
+    AdaptiveBulkhead,
+    AdaptiveLimitSpec,
     Bulkhead,
     CircuitBreaker,
     CircuitBreakerConfig,
@@ -25,13 +27,18 @@ from supervisor import (
     ExponentialBackoff,
     Fault,
     HealthTracker,
+    Hedge,
+    HedgeSpec,
     LinearBackoff,
+    RateLimiter,
     Retrier,
+    adaptive_bulkhead,
     bulkhead,
     cache_fallback,
     circuit_breaker,
     degraded_fallback,
     fallback,
+    hedge,
     load_tree,
     load_tree_file,
     retry,
@@ -41,6 +48,7 @@ from supervisor import (
 )
 from supervisor.console._monitor import Monitor
 from supervisor.console._render import render
+from supervisor.cores import AdaptiveLimitCore, HedgeCore, SlidingWindowCore
 from supervisor.observe._aggregates import ServiceMetrics
 from supervisor.observe._snapshot import (
     LatencySnapshot,
@@ -108,6 +116,22 @@ values = st.recursive(
 
 def _echo() -> Any:
     return Echo
+
+
+_ADAPTIVE = (
+    "max_limit",
+    "max_queued",
+    "algorithm",
+    "initial_limit",
+    "min_limit",
+    "tolerance",
+    "backoff_ratio",
+    "smoothing",
+    "queue_size",
+    "probe_interval",
+    "exceptions",
+)
+_HEDGE = ("max_hedges", "percentile", "min_samples", "samples", "exceptions")
 
 
 # (parameter name, build: value -> object); build must raise only for a bad value.
@@ -290,6 +314,24 @@ CASES: list[tuple[str, Callable[[Any], Any]]] = [
         )
     ],
     *[(f, lambda v, f=f: retrying(**{f: v})) for f in ("on", "total_timeout", "budget", "name")],
+    # the rate limiter, the adaptive bulkhead and hedging (shells, cores and specs)
+    *[(f, lambda v, f=f: RateLimiter(**{f: v})) for f in ("max_rate", "time_period")],
+    *[(f, lambda v, f=f: RateLimiter(1, **{f: v})) for f in ("name", "on_limit")],
+    ("amount", lambda v: SlidingWindowCore(3, 1.0).check_amount(v)),
+    *[(f, lambda v, f=f: AdaptiveBulkhead("a", **{f: v})) for f in _ADAPTIVE],
+    *[(f, lambda v, f=f: adaptive_bulkhead(**{f: v})) for f in ("max_queued", "exceptions")],
+    *[(f, lambda v, f=f: AdaptiveLimitCore(**{f: v})) for f in _ADAPTIVE[2:-1]],
+    ("latency", lambda v: AdaptiveLimitCore().on_sample(v, in_flight=1)),
+    ("in_flight", lambda v: AdaptiveLimitCore().on_sample(0.1, in_flight=v)),
+    *[(f, lambda v, f=f: AdaptiveLimitSpec(**{f: v})) for f in _ADAPTIVE[2:-1]],
+    ("adaptive", lambda v: BulkheadSpec(adaptive=v)),
+    ("delay", lambda v: Hedge("h", v)),
+    *[(f, lambda v, f=f: Hedge("h", 0.1, **{f: v})) for f in _HEDGE],
+    *[(f, lambda v, f=f: hedge(0.1, **{f: v})) for f in _HEDGE],
+    ("delay", lambda v: HedgeSpec(delay=v)),
+    *[(f, lambda v, f=f: HedgeSpec(delay=0.1, **{f: v})) for f in _HEDGE[:-1]],
+    ("latency", lambda v: HedgeCore(delay=0.1).record(v)),
+    ("hedge", lambda v: ServiceSpec(name="s", factory=Echo, hedge=v)),
 ]
 
 

@@ -143,15 +143,18 @@ def _services_table(snapshot: SystemSnapshot, *, width: int) -> Table:
     wide = width >= WIDE
     nodes = _nodes_by_path(snapshot.tree, {})
     table = _table("Services")
-    # The fixed columns take 61 (compact) or 100 (wide) columns with their separators; the service
-    # name gets what is left, so the table fits the width it is given.
-    name_width = max(8, min(40, width - (101 if wide else 66)))
+    # The fixed columns take 61 (compact) or 100 (wide; 107 with the limit) columns with their
+    # separators; the service name gets what is left, so the table fits the width it is given.
+    limits = wide and any(service.concurrency_limit is not None for service in snapshot.services)
+    name_width = max(8, min(40, width - ((108 if limits else 101) if wide else 66)))
     table.add_column("Service", no_wrap=True, overflow="ellipsis", max_width=name_width)
     table.add_column("State", no_wrap=True)
     if wide:
         table.add_column("Breaker", no_wrap=True)
     table.add_column("Health", justify="right", no_wrap=True)
     table.add_column("In/Q", justify="right", no_wrap=True)
+    if limits:
+        table.add_column("Limit", justify="right", no_wrap=True)
     table.add_column("Calls/s", justify="right", no_wrap=True)
     table.add_column("p50", justify="right", no_wrap=True)
     table.add_column("p99", justify="right", no_wrap=True)
@@ -167,9 +170,14 @@ def _services_table(snapshot: SystemSnapshot, *, width: int) -> Table:
         cells: list[RenderableType] = [name, state]
         if wide:
             cells.append(_breaker_text(service.breaker))
+        limit = service.concurrency_limit
+        load = f"{service.in_flight}/{service.queued}"
+        if not wide and limit is not None:
+            load = f"{service.in_flight}({limit})/{service.queued}"
+        cells += [_health_text(service), load]
+        if limits:
+            cells.append(Text("-", style="dim") if limit is None else str(limit))
         cells += [
-            _health_text(service),
-            f"{service.in_flight}/{service.queued}",
             f"{service.calls_per_second:.1f}",
             _ms(service.latency.p50),
             _ms(service.latency.p99),
@@ -262,11 +270,14 @@ def render(
 
     Below :data:`WIDE` (120) columns the tree, the services table and the latest events are
     stacked, the table shows only the columns that matter (service, state, health, in flight/queued,
-    calls/s, p50, p99, errors, fallbacks) and the service column shows the last part of the path.
-    From :data:`WIDE` on, the tree and the events sit side by side above a table that adds the
-    breaker, refusals, retries and restarts. ``height`` (lines), when given, bounds how many events
-    are shown so that the view fits, and when fewer than :data:`MIN_EVENTS` (5) would fit, the
-    tree folds what is fine (see :func:`~supervisor.console._collapse.fold`) until they do; with
+    calls/s, p50, p99, errors, fallbacks) and the service column shows the last part of the path;
+    a service with an adaptive concurrency limit shows it in brackets after its in-flight count
+    (``3(12)/0``). From :data:`WIDE` on, the tree and the events sit side by side above a table
+    that adds the breaker, refusals, retries and restarts, and, when a service has an adaptive
+    limit, the concurrency limit (``-`` for a fixed bulkhead).
+    ``height`` (lines), when given, bounds how many events are shown so that the view fits, and
+    when fewer than :data:`MIN_EVENTS` (5) would fit, the tree folds what is fine (see
+    :func:`~supervisor.console._collapse.fold`) until they do; with
     no ``height``, 5 (compact) or 10 (wide) and no folding. ``max_events`` overrides the count.
     Repeated events are one row per (kind, where) with their count and the last time (see
     :func:`~supervisor.console._collapse.collapse`). ``legend`` adds the line that says what the

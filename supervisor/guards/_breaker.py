@@ -39,6 +39,7 @@ from ..rules._breaker import (
     Refusal,
 )
 from ..rules._rate_breaker import OpenBackoff, RateWindow
+from ..store._base import Store
 from . import _testing
 from ._breaker_ext import MeasuredGuard, measured_core
 from ._decorate import decorate, is_async_callable, qualname_of
@@ -111,8 +112,16 @@ class CircuitBreaker:
     functions called outside trio uses ``clock`` (default: the monotonic clock of :mod:`time`);
     use one breaker either inside trio or outside it, not both, as the two clocks differ.
 
+    Store: with ``store`` (a :class:`~supervisor.MemoryStore` or a
+    :class:`~supervisor.RedisStore`), breakers of the same ``name`` and store are one breaker:
+    in this process for a memory store, across every process for a Redis one (see
+    ``docs/scale-out.md``: the request path stays local, the fleet's decisions arrive from
+    outside it, ``reset()`` and ``force_open()`` act fleet-wide). Without one, the breaker has
+    its state to itself.
+
     Raises:
-        ConfigError: a bad argument, config field or environment value, at creation.
+        ConfigError: a bad argument, config field or environment value, at creation; a ``store``
+            that is not a store, or that already has a breaker of this name with other settings.
     """
 
     __slots__ = ("__weakref__", "_clock", "_core", "_entries", "_listeners", "_measured")
@@ -128,6 +137,7 @@ class CircuitBreaker:
         half_open_max_calls: int | Unset = UNSET,
         config: CircuitBreakerConfig | None = None,
         clock: Callable[[], float] | None = None,
+        store: Store | None = None,
         window: RateWindow | None = None,
         open_backoff: OpenBackoff | None = None,
         exclude: ExcludeOption = (),
@@ -136,6 +146,8 @@ class CircuitBreaker:
     ) -> None:
         if not isinstance(name, str):
             raise ConfigError(f"`name` must be a string (got {shown(name)})")
+        if store is not None and not isinstance(store, Store):
+            raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
         if config is not None and not isinstance(config, CircuitBreakerConfig):
             raise ConfigError(f"`config` must be a CircuitBreakerConfig (got {shown(config)})")
         if config is not None:
@@ -173,6 +185,17 @@ class CircuitBreaker:
             ),
             expected_exception=Exception if expected_exception is UNSET else expected_exception,
         )
+        if store is not None:  # the store keeps the rule's state: the checked settings, its core
+            settled = self._core
+            self._core = store.breaker_core(
+                name=name,
+                failure_threshold=settled.failure_threshold,
+                success_threshold=settled.success_threshold,
+                timeout=settled.timeout,
+                half_open_max_calls=settled.half_open_max_calls,
+                expected_exception=settled.expected_exception,
+                on_change=self._publish,
+            )
         rich = measured_core(
             self._core,
             window=window,
@@ -183,6 +206,12 @@ class CircuitBreaker:
         )
         self._measured: MeasuredGuard | None = None
         if rich is not None:
+            if store is not None:
+                raise TypeError(
+                    "`window`, `open_backoff`, `exclude`, `is_failure` and `is_failure_result` "
+                    "keep the breaker's state in this process: they cannot be combined with "
+                    f"`store` (got store={shown(store)})"
+                )
             self._core = rich
             self._measured = MeasuredGuard(self, rich)
         self._clock = _outside_trio_clock if clock is None else clock
@@ -504,6 +533,7 @@ def circuit_breaker(
     config: CircuitBreakerConfig | None = None,
     name: str | None = None,
     clock: Callable[[], float] | None = None,
+    store: Store | None = None,
     window: RateWindow | None = None,
     open_backoff: OpenBackoff | None = None,
     exclude: ExcludeOption = (),
@@ -515,7 +545,8 @@ def circuit_breaker(
 
     Parameters are those of :class:`CircuitBreaker`; environment variables are read, and every value
     checked, when ``circuit_breaker(...)`` is called. The wrapper exposes its breaker as
-    ``fn.breaker``.
+    ``fn.breaker``. With ``store``, every process's breaker of the same function (the same
+    ``__qualname__``, or ``name``) is one rule.
 
     Raises:
         ConfigError: a bad argument, config field or environment value (at this call).
@@ -539,6 +570,14 @@ def circuit_breaker(
         clock=clock,
         **beyond,
     )
+    if store is not None and not isinstance(store, Store):
+        raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
+    if store is not None and template._measured is not None:
+        raise TypeError(
+            "`window`, `open_backoff`, `exclude`, `is_failure` and `is_failure_result` keep the "
+            f"breaker's state in this process: they cannot be combined with `store` (got "
+            f"store={shown(store)})"
+        )
     settled: Sequence[Any] = (
         template.failure_threshold,
         template.success_threshold,
@@ -552,6 +591,7 @@ def circuit_breaker(
             *settled,
             half_open_max_calls=template.half_open_max_calls,
             clock=clock,
+            store=store,
             **beyond,
         )
         return breaker(fn)

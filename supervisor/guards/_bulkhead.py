@@ -49,6 +49,21 @@ class BulkheadStatistics:
     """Calls refused with :class:`~supervisor.BulkheadFullError` so far."""
 
 
+async def wait_for_slot(core: BulkheadCore[trio.lowlevel.Task], task: trio.lowlevel.Task) -> None:
+    """Park ``task`` (the current task, queued in ``core`` as its own ticket) until a leaving
+    caller hands it a slot and reschedules it.
+
+    Cancellation: the ticket is withdrawn from the queue (it never held a slot) and
+    ``trio.Cancelled`` propagates.
+    """
+
+    def abort(_: Any) -> trio.lowlevel.Abort:
+        core.cancel(task)
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    await trio.lowlevel.wait_task_rescheduled(abort)
+
+
 class Bulkhead:
     """At most ``max_concurrent`` (default 10) calls run at once; up to ``max_queued`` (default 0)
     more wait in arrival order; any call beyond that is refused at once with
@@ -119,12 +134,7 @@ class Bulkhead:
             return
         if admission is Admission.REFUSED:
             raise BulkheadFullError(self.name)
-
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            core.cancel(task)
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
+        await wait_for_slot(core, task)
 
     def release(self) -> None:
         """Give back the slot taken by :meth:`acquire`, to the oldest waiter if any.

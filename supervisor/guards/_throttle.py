@@ -22,6 +22,7 @@ import trio
 from .._config import COUNT, DURATION, UNSET, Unset
 from .._errors import ConfigError, RateLimitExceeded, shown
 from ..rules._window import SlidingWindowCore
+from ..store._base import FleetThrottleLink, Store
 from ._decorate import decorate, qualname_of
 from ._generators import UntilFirstItem
 
@@ -91,9 +92,18 @@ class Throttle:
     The window's times are trio times, which are meaningful only inside one ``trio.run``: when a
     throttle is used from a new ``trio.run`` its window and queue start empty.
 
+    Store: throttles of the same ``name`` and ``store`` share one limit. With a
+    :class:`~supervisor.MemoryStore` they share one window in this process (which, unlike a
+    throttle's own, is not emptied by a new ``trio.run``: use one store in one run); with a
+    :class:`~supervisor.RedisStore` the limit is the fleet's, exact across every process: each
+    admission is one round trip to a script on Redis's clock (``"wait"`` books the next free slot
+    and sleeps until it; a cancelled waiter gives it back), and while the server is unreachable
+    the local window decides (see ``docs/scale-out.md``).
+
     Raises:
-        ConfigError: ``max_calls`` is not an integer >= 1, ``period`` is not > 0 or ``on_limit`` is
-            neither ``"wait"`` nor ``"raise"``.
+        ConfigError: ``max_calls`` is not an integer >= 1, ``period`` is not > 0, ``on_limit`` is
+            neither ``"wait"`` nor ``"raise"``, or ``store`` is not a store (or already has a
+            throttle of this name with other settings).
     """
 
     def __init__(
@@ -103,6 +113,7 @@ class Throttle:
         period: float | Unset = UNSET,
         *,
         on_limit: str | OnLimit = "wait",
+        store: Store | None = None,
     ) -> None:
         self.name = name
         self.on_limit = _on_limit(on_limit)
@@ -110,6 +121,17 @@ class Throttle:
             COUNT.resolve_int("max_calls", max_calls, env=None, default=100),
             DURATION.resolve("period", period, env=None, default=60.0),
         )
+        self._fleet: FleetThrottleLink | None = None
+        self._shared = store is not None
+        if store is not None:
+            if not isinstance(store, Store):
+                raise ConfigError(
+                    f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})"
+                )
+            binding = store.throttle_binding(
+                name=name, max_calls=self._core.max_calls, period=self._core.period
+            )
+            self._core, self._fleet = binding.core, binding.fleet
         self._waiters: deque[_Waiter] = deque()
         self._run: object = None
 
@@ -118,27 +140,45 @@ class Throttle:
         """The pure state machine this shell drives."""
         return self._core
 
+    @property
+    def fleet(self) -> FleetThrottleLink | None:
+        """The fleet's admission (a shared store's), or ``None``: the core alone decides."""
+        return self._fleet
+
     def _check_run(self) -> None:
         token = trio.lowlevel.current_trio_token()
         if token is not self._run:
             self._run = token
-            self._core.reset()
+            if not self._shared:  # a store's window is shared: another shell may use it now
+                self._core.reset()
             self._waiters.clear()
 
-    async def acquire(self) -> None:
+    async def acquire(self, amount: int = 1) -> None:
         """Wait until a call may start now (or refuse it), and count it as started.
 
+        ``amount`` (default 1) is how many admissions the call weighs: it waits (or is refused)
+        until the window has room for all of it at once, and takes all of it.
+
+        With a shared store's fleet, the fleet decides (one round trip, bounded by the store's
+        ``timeout``) while its server answers; else the local window does, as without a store.
+
         Raises:
+            ConfigError: ``amount`` is not an integer from 1 to ``max_calls``, or not 1 with a
+                shared store's fleet.
             RateLimitExceeded: with ``on_limit="raise"``, when the window is full; ``retry_after``
-                is the time after which this call would have been admitted.
+                is the time after which this call would have been admitted (the fleet's, when
+                the fleet decided).
 
         Cancellation: a waiter cancelled while queued leaves the queue, takes no slot, and lets the
         next waiter move up; ``trio.Cancelled`` propagates.
         """
         self._check_run()
         core = self._core
+        self._check_amount(amount)
+        if self._fleet is not None and await self._fleet_admits(self._fleet):
+            return
         if not self._waiters:
-            retry_after = core.try_admit(trio.current_time())
+            retry_after = core.try_admit(trio.current_time(), amount)
             if retry_after == 0.0:
                 return
             if self.on_limit is OnLimit.RAISE:
@@ -150,8 +190,8 @@ class Throttle:
             while True:
                 if waiters[0] is waiter:
                     now = trio.current_time()
-                    due = core.next_admission(now)
-                    if due <= now and core.try_admit(now) == 0.0:
+                    due = core.next_admission(now, amount)
+                    if due <= now and core.try_admit(now, amount) == 0.0:
                         waiters.popleft()
                         if waiters:
                             waiters[0].event.set()
@@ -167,6 +207,26 @@ class Throttle:
             if was_head and waiters:
                 waiters[0].event.set()
             raise
+
+    def _check_amount(self, amount: int) -> None:
+        if amount == 1:
+            return
+        self._core.check_amount(amount)
+        if self._fleet is not None:  # the fleet admits one start at a time
+            raise ConfigError(
+                f"`amount` must be 1 with a shared store's fleet (got {amount})", field="amount"
+            )
+
+    async def _fleet_admits(self, fleet: FleetThrottleLink) -> bool:
+        # True: the fleet admitted the call; False: it could not decide (the local window will).
+        retry_after = await fleet.admit(wait=self.on_limit is OnLimit.WAIT)
+        if retry_after is None:
+            return False
+        if retry_after == 0.0:
+            self._core.admitted += 1
+            return True
+        self._core.refused += 1
+        raise RateLimitExceeded(retry_after, name=self.name)
 
     async def _around(self, call: Callable[[], Awaitable[Any]]) -> Any:
         await self.acquire()
@@ -221,6 +281,8 @@ def throttle(
     period: float | Unset = UNSET,
     *,
     on_limit: str = "wait",
+    name: str | None = None,
+    store: Store | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Allow at most ``max_calls`` (default 100) calls to start within any ``period`` (default 60)
     seconds.
@@ -234,16 +296,26 @@ def throttle(
     cancelled takes no slot); ``on_limit="raise"`` raises
     :class:`~supervisor.RateLimitExceeded` with the ``retry_after`` that would have admitted it.
 
+    With ``store``, the throttles of the same function (its ``__qualname__``, or ``name``) in
+    every process that uses the store are one limit (see :class:`Throttle`).
+
     Raises:
-        ConfigError: at once, for ``max_calls`` not an integer >= 1, ``period`` not > 0, or an
-            ``on_limit`` other than ``"wait"``/``"raise"``.
+        ConfigError: at once, for ``max_calls`` not an integer >= 1, ``period`` not > 0, an
+            ``on_limit`` other than ``"wait"``/``"raise"``, a ``store`` that is not a store, or a
+            ``name`` that is not a non-empty string.
         TypeError: when decorating a plain ``def`` function (waiting needs trio).
     """
     # Validate now, at creation time, not when the first function is decorated.
     probe = Throttle("", max_calls, period, on_limit=on_limit)
     resolved_calls, resolved_period, mode = probe.core.max_calls, probe.core.period, probe.on_limit
+    if store is not None and not isinstance(store, Store):
+        raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ConfigError(f"`name` must be a non-empty string (got {shown(name)})")
 
     def decorator(fn: Callable[P, R]) -> Callable[P, R]:
-        return Throttle(qualname_of(fn), resolved_calls, resolved_period, on_limit=mode)(fn)
+        return Throttle(
+            name or qualname_of(fn), resolved_calls, resolved_period, on_limit=mode, store=store
+        )(fn)
 
     return decorator

@@ -31,6 +31,7 @@ from .._config import COUNT, DURATION
 from ..rules._breaker import CircuitState, CircuitStateChange
 from ..rules._counts import ERROR_TYPES_KEPT, TopCounts
 from ..rules._health import ServiceStatus
+from ..rules._hedge import HedgeLaunched, HedgeSettled
 from ._events import (
     ChildRestarted,
     FallbackUsed,
@@ -114,6 +115,9 @@ class ServiceMetrics:
         "events",
         "failed_requests",
         "failures",
+        "hedge_wins",
+        "hedges",
+        "hedges_cancelled",
         "latency_window",
         "max_queued",
         "path",
@@ -166,6 +170,9 @@ class ServiceMetrics:
         self.breaker_transitions = 0
         self.restarts = 0
         self.queued_high_water = 0
+        self.hedges = 0
+        self.hedge_wins = 0
+        self.hedges_cancelled = 0
 
     def __repr__(self) -> str:
         return (
@@ -229,13 +236,20 @@ class ServiceMetrics:
         """Count one event of the tree; events of other paths and other kinds are ignored.
 
         Counted: :class:`RequestCompleted`, :class:`RequestFailed`, :class:`RequestRefused`,
-        :class:`RetryScheduled`, :class:`FallbackUsed`, :class:`ChildRestarted` and
-        :class:`~supervisor.CircuitStateChange` (whose ``name`` is the service's path).
+        :class:`RetryScheduled`, :class:`FallbackUsed`, :class:`ChildRestarted`, and, whose
+        ``name`` is the service's path, :class:`~supervisor.CircuitStateChange`,
+        :class:`~supervisor.cores.HedgeLaunched` and :class:`~supervisor.cores.HedgeSettled`.
         """
         if isinstance(event, CircuitStateChange):
             if event.name == self.path:
                 self.events += 1
                 self._breaker_changed(event)
+            return
+        if isinstance(event, HedgeLaunched | HedgeSettled):
+            # Named like breaker changes; published inside an attempt, so they settle nothing.
+            if event.name == self.path:
+                self.events += 1
+                self._hedged(event)
             return
         if getattr(event, "path", None) != self.path:
             return
@@ -305,6 +319,14 @@ class ServiceMetrics:
         if bucket is not None:
             bucket[1] += 1
 
+    def _hedged(self, event: HedgeLaunched | HedgeSettled) -> None:
+        if isinstance(event, HedgeLaunched):
+            self.hedges += 1
+            return
+        self.hedges_cancelled += event.cancelled
+        if event.winner:
+            self.hedge_wins += 1
+
     def _breaker_changed(self, event: CircuitStateChange) -> None:
         self.breaker_transitions += 1
         since = self._state_since
@@ -363,13 +385,15 @@ class ServiceMetrics:
         queued: int = 0,
         health: ServiceStatus | None = None,
         health_checks_passed: int | None = None,
+        concurrency_limit: int | None = None,
     ) -> ServiceSnapshot:
         """The service's :class:`ServiceSnapshot` at ``now``.
 
         ``in_flight`` and ``queued`` are the live counts (``queued`` also feeds the high-water
-        mark); ``health`` gives ``healthy``, ``health_score``, ``availability`` and the check
-        count, and ``health_checks_passed`` the check success rate (1.0 when no check ran). A
-        pending failed attempt is settled first (:meth:`settle`).
+        mark); ``concurrency_limit`` is the live adaptive limit, if any; ``health`` gives
+        ``healthy``, ``health_score``, ``availability`` and the check count, and
+        ``health_checks_passed`` the check success rate (1.0 when no check ran). A pending failed
+        attempt is settled first (:meth:`settle`).
         """
         self.settle()
         self.sample_queued(queued)
@@ -401,6 +425,10 @@ class ServiceMetrics:
             restarts=self.restarts,
             health_checks=checks,
             health_check_success_rate=passed / checks if checks else 1.0,
+            concurrency_limit=concurrency_limit,
+            hedges=self.hedges,
+            hedge_wins=self.hedge_wins,
+            hedges_cancelled=self.hedges_cancelled,
         )
 
 

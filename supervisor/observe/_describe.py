@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..rules._breaker import CircuitStateChange
 from ..rules._health import HealthChange
+from ..rules._hedge import HedgeLaunched, HedgeSettled
 from ._bus import SubscriberFailed
 from ._events import (
     AutoShutdownTriggered,
@@ -48,6 +49,8 @@ def _detail(event: object) -> str:
         event, RequestCompleted | RequestFailed | RetryScheduled | RetryGaveUp | RequestRefused
     ):
         return _request_detail(event)
+    if isinstance(event, HedgeLaunched | HedgeSettled):
+        return _hedge_detail(event)
     return _transition_detail(event)
 
 
@@ -70,6 +73,14 @@ def _request_detail(
         text = f"refused: {event.refusal.value}"
         return f"{text}, retry after {event.retry_after:.3g}s" if event.retry_after else text
     return ""
+
+
+def _hedge_detail(event: HedgeLaunched | HedgeSettled) -> str:
+    if isinstance(event, HedgeLaunched):
+        why = "no answer" if event.reason == "delay" else "a failure"
+        return f"hedge #{event.hedge} sent after {event.after:.3g}s ({why})"
+    won = "every attempt failed" if event.winner is None else f"attempt {event.winner} won"
+    return f"{won}; {event.hedges} hedged, {event.cancelled} cancelled"
 
 
 def _transition_detail(event: object) -> str:

@@ -16,6 +16,7 @@ from .._errors import shown
 from ..guards._health import HealthTracker
 from ..rules._breaker import CircuitState, CircuitStateChange
 from ..rules._health import ServiceStatus
+from ..rules._hedge import HedgeLaunched, HedgeSettled
 from ._aggregates import BreakerOpened, ServiceMetrics, ServiceRestarted
 from ._describe import _error, describe_event
 from ._events import (
@@ -54,6 +55,8 @@ class ServiceLoad(Protocol):
 
     @property
     def queued(self) -> int: ...
+
+    # Optional: ``concurrency_limit`` (int or None), the adaptive limit, read when present.
 
 
 class WatchedTree(Protocol):
@@ -340,7 +343,7 @@ class Metrics:
         if self.keep_completed or type(event) is not RequestCompleted:
             self._recent.append(event)
         path: Any
-        if isinstance(event, CircuitStateChange):
+        if isinstance(event, CircuitStateChange | HedgeLaunched | HedgeSettled):
             path = event.name
         else:
             path = getattr(event, "path", None)
@@ -378,7 +381,13 @@ class Metrics:
         return self._services[path].tracker.get_status(path)
 
     def service_snapshot(
-        self, path: str, now: float, *, in_flight: int = 0, queued: int = 0
+        self,
+        path: str,
+        now: float,
+        *,
+        in_flight: int = 0,
+        queued: int = 0,
+        concurrency_limit: int | None = None,
     ) -> ServiceSnapshot:
         """The :class:`ServiceSnapshot` of the tracked service at ``path`` at ``now``.
 
@@ -395,6 +404,7 @@ class Metrics:
             now,
             in_flight=in_flight,
             queued=queued,
+            concurrency_limit=concurrency_limit,
             health=status,
             health_checks_passed=max(0, min(status.checks, passed - tracked.ok_calls)),
         )
@@ -422,7 +432,13 @@ class Metrics:
             if path not in self._services:
                 continue
             services.append(
-                self.service_snapshot(path, now, in_flight=stats.in_flight, queued=stats.queued)
+                self.service_snapshot(
+                    path,
+                    now,
+                    in_flight=stats.in_flight,
+                    queued=stats.queued,
+                    concurrency_limit=getattr(stats, "concurrency_limit", None),
+                )
             )
         failure = tree.failure
         return SystemSnapshot(

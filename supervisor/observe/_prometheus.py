@@ -61,6 +61,9 @@ def _families(snapshot: SystemSnapshot, namespace: str) -> list[Any]:
         "score": g("health_score", "Health score, 0 to 100."),
         "availability": g("availability_percent", "Percent of outcomes that succeeded."),
         "checks": c("health_checks", "Health checks run."),
+        "hedges": c("hedges", "Hedged attempts launched."),
+        "hedge_wins": c("hedge_wins", "Requests answered by a hedge."),
+        "limit": g("concurrency_limit", "The adaptive concurrency limit now."),
     }
     for s in snapshot.services:
         p = [s.path]
@@ -97,6 +100,10 @@ def _families(snapshot: SystemSnapshot, namespace: str) -> list[Any]:
         fam["score"].add_metric(p, s.health_score)
         fam["availability"].add_metric(p, s.availability)
         fam["checks"].add_metric(p, s.health_checks)
+        fam["hedges"].add_metric(p, s.hedges)
+        fam["hedge_wins"].add_metric(p, s.hedge_wins)
+        if s.concurrency_limit is not None:
+            fam["limit"].add_metric(p, s.concurrency_limit)
     restarts = counter(f"{n}_node_restarts", "Restarts of each tree node.", labels=["path", "kind"])
     state = gauge(f"{n}_node_state", "1 for each node's current state.", labels=["path", "state"])
     budget = gauge(

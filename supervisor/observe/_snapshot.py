@@ -116,6 +116,14 @@ class ServiceSnapshot:
     """Health checks run."""
     health_check_success_rate: float = 1.0
     """Passed checks / checks (1 when none ran)."""
+    concurrency_limit: int | None = None
+    """The adaptive concurrency limit of the bulkhead now (``None``: a fixed bulkhead)."""
+    hedges: int = 0
+    """Hedged attempts launched, in total."""
+    hedge_wins: int = 0
+    """Requests answered by a hedge rather than their first attempt."""
+    hedges_cancelled: int = 0
+    """Attempts cancelled because another attempt of the same request answered first."""
 
 
 @attrs.frozen(kw_only=True)

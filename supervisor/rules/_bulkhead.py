@@ -27,6 +27,8 @@ class BulkheadCore(Generic[T]):
 
     Invariants: ``0 <= running <= max_concurrent``, ``0 <= queued <= max_queued``, and a ticket
     waits only while every slot is taken (``queued > 0`` implies ``running == max_concurrent``).
+    After :meth:`set_limit` shrinks the slots, ``running`` may exceed ``max_concurrent`` until
+    enough tickets leave (``queued > 0`` then implies ``running >= max_concurrent``).
 
     Tickets are opaque (a trio task, an actor's envelope, ...) and compared by equality, so each
     waiting ticket must be distinct.
@@ -98,11 +100,31 @@ class BulkheadCore(Generic[T]):
         """
         if self.running <= 0:
             raise RuntimeError("BulkheadCore.leave() without a slot taken")
-        if self._queue:
+        if self._queue and self.running <= self.max_concurrent:
             self.admitted += 1
             return self._queue.popleft()
         self.running -= 1
         return None
+
+    def set_limit(self, max_concurrent: int) -> list[T]:
+        """Change the number of slots to ``max_concurrent`` (an adaptive limit moves it).
+
+        Growing hands the new slots to the oldest waiting tickets, which are returned (oldest
+        first; the caller must wake them). Shrinking takes no slot away from a running ticket:
+        until enough of them leave, ``running`` may exceed ``max_concurrent`` and :meth:`leave`
+        frees slots without handing them on.
+
+        Raises:
+            ConfigError: ``max_concurrent`` is not an integer >= 1.
+        """
+        self.max_concurrent = int(COUNT.check("max_concurrent", max_concurrent))
+        woken: list[T] = []
+        queue = self._queue
+        while queue and self.running < self.max_concurrent:
+            self.running += 1
+            self.admitted += 1
+            woken.append(queue.popleft())
+        return woken
 
     def __repr__(self) -> str:
         return (

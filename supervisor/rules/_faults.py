@@ -99,10 +99,13 @@ def _flag(_instance: Any, _attribute: attrs.Attribute[Any], value: Any) -> None:
 def _point(value: Any) -> FaultPoint:
     if isinstance(value, FaultPoint):
         return value
+    message = f"`point` {shown(value)} is not one of request, start"
+    if not isinstance(value, str):  # the enum's own error would repr any value, however deep
+        raise ConfigError(message, field="point")
     try:
         return FaultPoint(value)
     except ValueError as exc:
-        raise ConfigError(f"`point` {value!r} is not one of request, start") from exc
+        raise ConfigError(message, field="point") from exc
 
 
 def _show_result(value: Any) -> str:

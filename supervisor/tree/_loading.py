@@ -17,10 +17,12 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._errors import ConfigError, shown
+from ..rules._adaptive import LimitAlgorithm, limit_algorithm
 from ..rules._faults import Fault, FaultPoint
 from ..rules._rate_breaker import OpenBackoff, RateWindow
 from ..rules._retry_budget import RetryBudgetConfig
 from ._fault_specs import FaultSpec
+from ._limit_specs import AdaptiveLimitSpec, HedgeSpec
 from ._otp import AutoShutdown
 from ._specs import (
     BreakerSpec,
@@ -108,14 +110,16 @@ def _make_converter() -> cattrs.Converter:
 
         converter.register_structure_hook(kind, structure)
 
+    converter.register_structure_hook(LimitAlgorithm, lambda value, _t: limit_algorithm(value))
     table(RestartBackoff)
     _fault_tables(table, as_is)
+    table(HedgeSpec)
+    table(AdaptiveLimitSpec)
     table(BulkheadSpec)
     table(ThrottleSpec)
     exceptions = override(struct_hook=as_is)
-    table(RateWindow)
-    table(OpenBackoff)
-    table(RetryBudgetConfig)
+    for rule_value in (RateWindow, OpenBackoff, RetryBudgetConfig):
+        table(rule_value)
     table(
         BreakerSpec,
         expected_exception=exceptions,
@@ -155,6 +159,7 @@ _SERVICE_FIELDS: Final = frozenset(
         "health_interval",
         "request_errors",
         "faults",
+        "hedge",
     }
 )
 
@@ -210,7 +215,7 @@ def load_tree(data: Mapping[str, Any]) -> SupervisorSpec:
 
     A child table with ``children``, ``strategy`` or ``auto_shutdown`` is a nested supervisor;
     one with any of ``bulkhead``, ``breaker``, ``retry``, ``throttle``, ``timeout``,
-    ``fallback``, ``health_check``, ``health_interval``, ``request_errors`` is a
+    ``fallback``, ``health_check``, ``health_interval``, ``request_errors``, ``hedge`` is a
     :class:`ServiceSpec`; any other is a
     :class:`ChildSpec`. ``factory``, ``degraded``, ``health_check`` and exception classes are
     ``"package.module:name"`` strings.

@@ -64,7 +64,10 @@ from ..rules._breaker import Refusal as BreakerRefusal
 from ..rules._bulkhead import BulkheadCore
 from ..rules._cache import MISS, TtlLruCache
 from ..rules._rate_breaker import RateBreakerCore
+from ..store._base import Store
 from ._faulty import service_injector
+from ._hedging import hedged_attempt
+from ._limits import adaptive_bulkhead_for, ask_within_limit
 from ._service_ref import ServiceRef
 from ._service_rules import RetryStep, breaker_options, settle_error, settle_result
 from ._specs import FallbackSpec, ServiceSpec
@@ -105,6 +108,8 @@ class ServiceStatistics:
     """Retries scheduled, over all calls."""
     retries_refused: int = 0
     """Retries the service's retry budget refused (each such call failed at once)."""
+    concurrency_limit: int | None = None
+    """The adaptive limit of the bulkhead now (``None``: the bulkhead is fixed)."""
 
 
 class GuardedService:
@@ -118,6 +123,9 @@ class GuardedService:
             ``RequestRefused``, ``RetryScheduled``, ``FallbackUsed`` and the breaker's
             :class:`~supervisor.CircuitStateChange` events go.
         rng: the random source of the retry jitter (default: a fresh :class:`random.Random`).
+        store: where the breaker's and the throttle's state lives, keyed by ``path`` (default:
+            a state of their own); with a :class:`~supervisor.RedisStore`, the same service
+            path in every process of the fleet is one breaker and one rate limit.
 
     The breaker's listeners, the bus among them, see every state change of the breaker: those the
     request path causes, the lazy OPEN -> HALF_OPEN change (noticed by a request, by
@@ -127,12 +135,14 @@ class GuardedService:
     """
 
     __slots__ = (
+        "_adaptive",
         "_breaker",
         "_bulkhead",
         "_bus",
         "_cache",
         "_core",
         "_fallback",
+        "_hedge",
         "_measured",
         "_ref",
         "_retry",
@@ -157,6 +167,7 @@ class GuardedService:
         path: str,
         bus: EventBus[Any],
         rng: random.Random | None = None,
+        store: Store | None = None,
     ) -> None:
         if not isinstance(spec, ServiceSpec):
             raise TypeError(f"`spec` must be a ServiceSpec (got {spec!r})")
@@ -172,7 +183,9 @@ class GuardedService:
         self._throttle: Throttle | None = (
             None
             if throttle is None
-            else Throttle(path, throttle.max_calls, throttle.period, on_limit=throttle.on_limit)
+            else Throttle(
+                path, throttle.max_calls, throttle.period, on_limit=throttle.on_limit, store=store
+            )
         )
         breaker = spec.breaker
         self._breaker: CircuitBreaker | None = None
@@ -185,6 +198,7 @@ class GuardedService:
                 breaker.timeout,
                 breaker.expected_exception,
                 half_open_max_calls=breaker.half_open_max_calls,
+                store=store,
                 **breaker_options(breaker),
             )
             self._breaker.add_listener(bus.publish)
@@ -193,6 +207,10 @@ class GuardedService:
         self._bulkhead: BulkheadCore[trio.lowlevel.Task] = BulkheadCore(
             spec.bulkhead.max_concurrent, spec.bulkhead.max_queued
         )
+        self._adaptive = adaptive_bulkhead_for(spec.bulkhead, path)
+        if self._adaptive is not None:
+            self._bulkhead = self._adaptive.core  # the same slots, moved by the limit
+        self._hedge = None if spec.hedge is None else spec.hedge.core()
         self._retry: RetryStep | None = (
             None if spec.retry is None else RetryStep(spec.retry, bus=bus, path=path, rng=self._rng)
         )
@@ -285,6 +303,7 @@ class GuardedService:
             fallbacks=self.fallbacks,
             retries=self.retries,
             retries_refused=0 if plan is None else plan.refused,
+            concurrency_limit=None if self._adaptive is None else self._adaptive.limit,
         )
 
     def __repr__(self) -> str:
@@ -353,6 +372,12 @@ class GuardedService:
         throttle = self._throttle
         if throttle is None:
             return now
+        if throttle.on_limit is OnLimit.RAISE and throttle.fleet is not None:
+            try:
+                await throttle.acquire()  # the fleet's answer: one round trip
+            except RateLimitExceeded as exc:
+                self._refuse(Refusal.RATE_LIMITED, exc, now, exc.retry_after)
+            return trio.current_time()
         if throttle.on_limit is OnLimit.RAISE:
             retry_after = throttle.core.try_admit(now)
             if retry_after != 0.0:
@@ -415,15 +440,8 @@ class GuardedService:
         if ticket is None or not bulkhead.cancel(ticket):
             bulkhead.leave()
 
-    def _succeeded(self, request: Any, result: Any, permit: Permit | None, now: float) -> None:
-        self._breaker_success(permit, result, now)
-        cache = self._cache
-        if cache is not None:
-            with contextlib.suppress(TypeError):  # an unhashable request is not cached
-                cache.put(request, result, now)
-        self.completed += 1
-
-    def _breaker_success(self, permit: Permit | None, result: Any, now: float) -> None:
+    def _count_success(self, permit: Permit | None, now: float, result: Any = None) -> None:
+        # The breaker's side of an attempt that returned ``result``.
         core = self._core
         if permit is not None:
             if self._measured:
@@ -434,6 +452,14 @@ class GuardedService:
                 self._flush()
             else:
                 core.on_success(permit)  # type: ignore[union-attr]
+
+    def _succeeded(self, request: Any, result: Any, permit: Permit | None, now: float) -> None:
+        self._count_success(permit, now, result)
+        cache = self._cache
+        if cache is not None:
+            with contextlib.suppress(TypeError):  # an unhashable request is not cached
+                cache.put(request, result, now)
+        self.completed += 1
 
     def _failed(self, permit: Permit | None, error: Exception, now: float) -> None:
         core = self._core
@@ -460,6 +486,34 @@ class GuardedService:
             raise result.error
         return result
 
+    async def _ask_holding(
+        self,
+        request: Any,
+        now: float,
+        deadline: float,
+        permit: Permit | None,
+        ticket: trio.lowlevel.Task | None,
+    ) -> tuple[bool, Any]:
+        # Step 5 holding the breaker's permit and the bulkhead place: ``(True, reply)`` or
+        # ``(False, error)``, the place given back and the permit left to count. Cancelled (or
+        # KeyboardInterrupt...): everything given back, nothing counted.
+        if self._adaptive is not None:
+            return await ask_within_limit(
+                self, request, now=now, deadline=deadline, permit=permit, ticket=ticket
+            )
+        try:
+            result = await self._ask(request, now, deadline)
+        except Exception as exc:
+            self._leave_bulkhead(ticket)
+            return False, exc
+        except BaseException:
+            self._leave_bulkhead(ticket)
+            if permit is not None:
+                self._core.release(permit)  # type: ignore[union-attr]
+            raise
+        self._leave_bulkhead(ticket)
+        return True, result
+
     async def _attempts(
         self, request: Any, started: float, deadline: float, seconds: float | None
     ) -> Any:
@@ -476,32 +530,27 @@ class GuardedService:
             permit = self._admit_breaker(now)
             ticket = self._admit_bulkhead(permit, now)
             asked = now
-            delay: float | None = None
-            try:
-                result = await self._ask(request, now, deadline)
-            except Exception as exc:
-                error: Exception = exc
-            except BaseException:
-                # Cancelled (or KeyboardInterrupt...): give everything back, count nothing.
-                self._leave_bulkhead(ticket)
-                if permit is not None:
-                    self._core.release(permit)  # type: ignore[union-attr]
-                raise
+            if self._hedge is None:
+                ok, outcome = await self._ask_holding(request, now, deadline, permit, ticket)
             else:
-                self._leave_bulkhead(ticket)
-                now = trio.current_time()
-                again = (
-                    None
-                    if plan is None or not plan.by_result
-                    else plan.after_result(attempt, result, now, started=started, deadline=deadline)
+                ok, outcome = await hedged_attempt(
+                    self, request, now=now, deadline=deadline, permit=permit, ticket=ticket
                 )
-                if again is None:
-                    # The outcome's event first, then the breaker change it caused (if any).
-                    bus.publish(
-                        RequestCompleted(path=path, at=now, latency=now - started, attempts=attempt)
-                    )
-                    self._succeeded(request, result, permit, now)
-                    return result
+                permit = None  # each hedged attempt's outcome was counted as it ended
+            now = trio.current_time()
+            again = (
+                None
+                if not ok or plan is None or not plan.by_result
+                else plan.after_result(attempt, outcome, now, started=started, deadline=deadline)
+            )
+            if ok and again is None:
+                # The outcome's event first, then the breaker change it caused (if any).
+                bus.publish(
+                    RequestCompleted(path=path, at=now, latency=now - started, attempts=attempt)
+                )
+                self._succeeded(request, outcome, permit, now)
+                return outcome
+            if again is not None:
                 # A reply to retry: a failed attempt for the retry rule (the breaker counts it
                 # as its own classifier says).
                 delay, error = again
@@ -510,24 +559,24 @@ class GuardedService:
                         path=path, at=now, latency=now - asked, error=error, attempt=attempt
                     )
                 )
-                self._breaker_success(permit, result, now)
-            if delay is None:
-                self._leave_bulkhead(ticket)
-                now = trio.current_time()
+                self._count_success(permit, now, outcome)
+            else:
+                error = outcome
                 bus.publish(
                     RequestFailed(
                         path=path, at=now, latency=now - asked, error=error, attempt=attempt
                     )
                 )
                 self._failed(permit, error, now)
-                delay = (
+                retry_in = (
                     None
                     if plan is None
                     else plan.after_error(attempt, error, now, started=started, deadline=deadline)
                 )
-                if delay is None:
+                if retry_in is None:
                     self.failed += 1
                     raise error
+                delay = retry_in
             self.retries += 1
             bus.publish(
                 RetryScheduled(path=path, at=now, attempt=attempt, delay=delay, error=error)

@@ -53,9 +53,13 @@ class ServiceRef:
         """Send ``request`` to the service through its rules and return the answer.
 
         The path (see the module docstring): throttle, breaker, bulkhead, ask, outcome, retries,
-        fallback. ``timeout`` (seconds > 0, or ``None`` for no limit; default: the spec's
-        ``timeout``) bounds the whole call: throttle waits, queueing, every attempt and every
-        retry delay. No retry delay reaches past it.
+        fallback. With ``bulkhead.adaptive``, a request over the adaptive limit waits on the
+        caller's side for a slot (an :class:`~actors.AskTimeout` when the deadline passes
+        there); with ``hedge``, a slow attempt gets hedges beside it, each admitted and counted
+        on its own, and the first answer wins (see ``docs/rules.md``). ``timeout`` (seconds > 0,
+        or ``None`` for no limit; default: the spec's ``timeout``) bounds the whole call:
+        throttle waits, queueing, every attempt and every retry delay. No retry delay reaches
+        past it.
 
         Returns:
             The service actor's reply, or the fallback's answer (a ``default``, the cached reply

@@ -27,6 +27,7 @@ from .._errors import ConfigError, shown
 from ..rules._rate_breaker import OpenBackoff, RateWindow
 from ..rules._retry_budget import RetryBudgetConfig
 from ._fault_specs import FaultSpec
+from ._limit_specs import AdaptiveLimitSpec, HedgeSpec, check_adaptive
 from ._otp import AutoShutdown, RequestError, check_significant
 
 _EnumT = TypeVar("_EnumT", bound=enum.Enum)
@@ -411,6 +412,12 @@ class BulkheadSpec:
     """Requests handled at the same time."""
     max_queued: int = attrs.field(default=100, validator=_checked(QUEUE))
     """Requests waiting in the mailbox."""
+    adaptive: AdaptiveLimitSpec | None = None
+    """An adaptive limit: the requests running at once follow latency, up to
+    ``max_concurrent``; ``None``: always ``max_concurrent``."""
+
+    def __attrs_post_init__(self) -> None:
+        check_adaptive(self.adaptive, self.max_concurrent)
 
 
 @attrs.frozen(kw_only=True)
@@ -494,8 +501,8 @@ class FallbackSpec:
 class ServiceSpec:
     """A guarded service: an actor made by ``factory(*args, **kwargs)`` that owns the client of
     one dependency, plus the rules its requests pass through (throttle, breaker, bulkhead, timeout,
-    retry, fallback). Any rule left ``None`` is off; the bulkhead is always on (a mailbox is always
-    bounded)."""
+    retry, fallback, hedge). Any rule left ``None`` is off; the bulkhead is always on (a mailbox is
+    always bounded)."""
 
     name: str = attrs.field(validator=_name)
     """Unique among its siblings."""
@@ -544,6 +551,8 @@ class ServiceSpec:
     error (the breaker counts it per ``expected_exception``, retry may retry it, the fallback may
     answer) and the actor keeps running, with no restart. Every other ``Exception`` is a crash.
     Default: :class:`~supervisor.RequestError` (and its subclasses); ``()``: every error crashes."""
+    hedge: HedgeSpec | None = None
+    """Hedging of slow requests, or ``None``."""
 
     def __attrs_post_init__(self) -> None:
         check_significant(significant=self.significant, permanent=self.restart is Restart.PERMANENT)
@@ -558,6 +567,7 @@ class ServiceSpec:
             ("throttle", ThrottleSpec),
             ("fallback", FallbackSpec),
             ("faults", FaultSpec),
+            ("hedge", HedgeSpec),
         ):
             value = getattr(self, field)
             if value is not None and not isinstance(value, kind):

@@ -60,6 +60,7 @@ from ..observe._bus import EventBus
 from ..observe._metrics import Metrics, ServiceFacts
 from ..observe._snapshot import NodeSnapshot, SystemSnapshot
 from ..rules._breaker import CircuitState, CircuitStateChange
+from ..store._base import Store
 from ._children import (
     _SUPERVISOR_MAILBOX,
     AnySpec,
@@ -116,12 +117,14 @@ class Tree:
         events: EventBus[Any],
         rng: random.Random,
         nursery: trio.Nursery,
+        store: Store | None = None,
     ) -> None:
         self.system = system
         self.spec = spec
         self.events = events
         self._rng = rng
         self._nursery = nursery
+        self._store = store
         self._services: dict[str, GuardedService] = {}
         self._paths: set[str] = set()  # every child path ever started, for lookup by bare name
         self._supervisors: dict[str, _Supervisor] = {}  # live supervisor instances, by path
@@ -149,7 +152,9 @@ class Tree:
         # One per path for the life of the tree: breaker state and metrics outlive restarts.
         service = self._services.get(path)
         if service is None or service.spec != spec:
-            service = GuardedService(spec, path=path, bus=self.events, rng=self._rng)
+            service = GuardedService(
+                spec, path=path, bus=self.events, rng=self._rng, store=self._store
+            )
             handle = self._handles.get(path)
             if handle is not None:
                 handle._service = service
@@ -440,6 +445,7 @@ async def run_tree(
     events: EventBus[Any] | None = None,
     rng: random.Random | None = None,
     metrics: bool | Metrics = True,
+    store: Store | None = None,
 ) -> AsyncIterator[Tree]:
     """Start the tree of ``spec`` and yield it; stop it in order when the block ends.
 
@@ -451,6 +457,12 @@ async def run_tree(
         metrics: ``True`` (default): a :class:`~supervisor.observe._metrics.Metrics` with default
             options listens to the tree (``tree.metrics``, ``tree.snapshot()``) and runs the
             services' health checks; a ``Metrics`` object: that one; ``False``: none.
+        store: where every service's breaker and throttle keep their state, keyed by the
+            service's path (default: each its own). With a :class:`~supervisor.RedisStore`,
+            every process running a tree with the same service paths shares one breaker and one
+            rate limit per service (``docs/scale-out.md``); bulkheads stay local. The store's
+            own events go to its listeners (``store.add_listener(tree.events.publish)`` puts
+            them on the tree's bus).
 
     Raises:
         Exception: what a child's start raised, if the tree could not start.
@@ -471,6 +483,8 @@ async def run_tree(
     """
     if not isinstance(spec, SupervisorSpec):
         raise ConfigError(f"`spec` must be a SupervisorSpec (got {shown(spec)})")
+    if store is not None and not isinstance(store, Store):
+        raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
     try:
         async with AsyncExitStack() as stack:
             if system is None:
@@ -482,6 +496,7 @@ async def run_tree(
                 events=events if events is not None else EventBus(),
                 rng=rng if rng is not None else random.Random(),
                 nursery=nursery,
+                store=store,
             )
             if metrics is not False:
                 watcher = Metrics() if metrics is True else metrics
