@@ -16,6 +16,7 @@ from supervisor import (
     CircuitState,
     CircuitStateChange,
     ConfigError,
+    MemoryStore,
     OpenBackoff,
     RateWindow,
     circuit_breaker,
@@ -252,7 +253,12 @@ async def test_a_raising_predicate_counts_nothing(autojump_clock: trio.testing.M
 
 
 def test_bad_options_raise_at_creation() -> None:
-    """Bad new options raise ConfigError / TypeError when the breaker is made."""
+    """Bad new options raise ConfigError / TypeError when the breaker is made; the new options
+    keep state in the process, so they refuse a shared store."""
+    with pytest.raises(TypeError, match="cannot be combined with `store`"):
+        CircuitBreaker("x", window=RateWindow(size=3), store=MemoryStore())
+    with pytest.raises(TypeError, match="cannot be combined with `store`"):
+        circuit_breaker(exclude=[KeyError], store=MemoryStore())
     with pytest.raises(TypeError, match="`window` must be a RateWindow or None"):
         CircuitBreaker("x", window={"size": 3})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="`exclude` must be exception classes or predicates"):

@@ -32,6 +32,7 @@ from supervisor import (
 from supervisor.cores import BreakerCore, RateBreakerCore
 from supervisor.observe._bus import EventBus
 from supervisor.observe._events import RequestCompleted, RequestFailed, RetryScheduled
+from supervisor.tree._limit_specs import HedgeSpec
 from supervisor.tree._loading import load_tree, load_tree_file
 from supervisor.tree._service import GuardedService
 from supervisor.tree._specs import BreakerSpec, BulkheadSpec, RetrySpec, ServiceSpec
@@ -128,6 +129,17 @@ def test_a_plain_breaker_spec_keeps_the_plain_core() -> None:
         bus=bus,
     )
     assert isinstance(rich.breaker.core, RateBreakerCore)  # type: ignore[union-attr]
+
+
+async def test_a_hedged_reply_reaches_the_result_classifier(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With hedging on, the winning attempt's reply is still classified by the breaker."""
+    breaker = BreakerSpec(failure_threshold=2, is_failure_result=is_unavailable)
+    async with running(breaker=breaker, hedge=HedgeSpec(delay=10.0)) as h:
+        assert await h.service.handle.call(("status", [503])) == 503
+        assert await h.service.handle.call(("status", [503])) == 503
+        assert h.service.statistics().state is CircuitState.OPEN
 
 
 async def test_failure_rate_breaker_of_a_service(autojump_clock: trio.testing.MockClock) -> None:
