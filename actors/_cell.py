@@ -491,12 +491,16 @@ class Cell(Generic[M]):
             scope.cancel()
         return trio.lowlevel.Abort.FAILED
 
-    async def run(self, spawner: trio.lowlevel.Task) -> None:
-        """The actor's task: start, serve until stopped, finish. ``spawner`` (parked in spawn,
-        with :meth:`abort_start` as abort function) is answered with None once ``on_start``
-        finished, or with the exception that made the start fail."""
-        self._task = trio.lowlevel.current_task()
+    def expect_spawner(self, spawner: trio.lowlevel.Task) -> None:
+        """``spawner`` is about to park in spawn, with :meth:`abort_start` as abort function,
+        until :meth:`run` answers it (before the actor's task is started)."""
         self._spawner = spawner
+
+    async def run(self) -> None:
+        """The actor's task: start, serve until stopped, finish. The spawner (see
+        :meth:`expect_spawner`) is answered with None once ``on_start`` finished, with the
+        exception that made the start fail, or with its own cancellation (exactly once)."""
+        self._task = trio.lowlevel.current_task()
         reason: BaseException | None = None
         try:
             if self._start_cancel is None:
@@ -538,6 +542,11 @@ class Cell(Generic[M]):
             raise
         finally:
             self._finish(reason)
+            cancelled = self._start_cancel
+            if self._spawner is not None and cancelled is not None:
+                # Its cancellation was asked for (abort_start) and the start ended otherwise:
+                # it still gets exactly one answer.
+                self._started(outcome.capture(cancelled))
 
     async def _lifecycle(self) -> BaseException | None:
         while True:

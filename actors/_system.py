@@ -232,7 +232,10 @@ class ActorSystem:
         self._names[name] = cell
         # Not nursery.start (a nursery and a scope per spawn, and a task moved between
         # nurseries): the new task answers this one, parked here, once on_start is done.
-        nursery.start_soon(cell.run, trio.lowlevel.current_task(), name=name)
+        # The spawner is known to the cell before its task runs: a cancellation that reaches this
+        # task first must find it waiting (abort_start), so that the cell answers it, once.
+        cell.expect_spawner(trio.lowlevel.current_task())
+        nursery.start_soon(cell.run, name=name)
         error = await trio.lowlevel.wait_task_rescheduled(cell.abort_start)
         if error is not None:
             raise error

@@ -22,6 +22,7 @@ from . import (
     million,
     otel_bench,
     rules_bench,
+    rules_more_bench,
     tree_bench,
 )
 from ._harness import Report
@@ -29,6 +30,7 @@ from ._harness import Report
 SECTIONS = {
     "actors": actors_bench.run,
     "rules": rules_bench.run,
+    "rules+": rules_more_bench.run,
     "tree": tree_bench.run,
     "faults": faults_bench.run,
     "otel": otel_bench.run,

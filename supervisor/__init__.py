@@ -12,6 +12,7 @@ from ._errors import ConfigError as ConfigError
 from ._errors import OperationTimeout as OperationTimeout
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import ResilienceError as ResilienceError
+from ._errors import RetryableResult as RetryableResult
 from .console._attach import AddressError as AddressError
 from .console._attach import AttachError as AttachError
 from .console._attach import AttachTimeout as AttachTimeout
@@ -40,6 +41,9 @@ from .guards._hedge import hedge as hedge
 from .guards._limiter import RateLimiter as RateLimiter
 from .guards._retry import Retrier as Retrier
 from .guards._retry import retry as retry
+from .guards._retry import retrying as retrying
+from .guards._retry_ext import Attempt as Attempt
+from .guards._retry_ext import Retrying as Retrying
 from .guards._testing import TestingMode as TestingMode
 from .guards._testing import testing as testing
 from .guards._throttle import throttle as throttle
@@ -63,6 +67,7 @@ from .observe._events import RequestCompleted as RequestCompleted
 from .observe._events import RequestFailed as RequestFailed
 from .observe._events import RequestRefused as RequestRefused
 from .observe._events import RestartScheduled as RestartScheduled
+from .observe._events import RetryGaveUp as RetryGaveUp
 from .observe._events import RetryScheduled as RetryScheduled
 from .observe._events import TreeEvent as TreeEvent
 from .observe._fault_events import FaultInjected as FaultInjected
@@ -92,9 +97,17 @@ from .rules._faults import FaultPoint as FaultPoint
 from .rules._faults import fault_flags as fault_flags
 from .rules._health import HealthChange as HealthChange
 from .rules._health import ServiceStatus as ServiceStatus
+from .rules._outcome_window import WindowStatistics as WindowStatistics
+from .rules._rate_breaker import OpenBackoff as OpenBackoff
+from .rules._rate_breaker import RateWindow as RateWindow
 from .rules._retry import ExponentialBackoff as ExponentialBackoff
 from .rules._retry import LinearBackoff as LinearBackoff
 from .rules._retry import RetryPolicy as RetryPolicy
+from .rules._retry_budget import RetryBudget as RetryBudget
+from .rules._retry_budget import RetryBudgetConfig as RetryBudgetConfig
+from .rules._retry_budget import RetryBudgetStatistics as RetryBudgetStatistics
+from .rules._retry_plan import GiveUpReason as GiveUpReason
+from .rules._retry_plan import RetryDetails as RetryDetails
 from .store import MemoryStore as MemoryStore
 from .store import RedisStore as RedisStore
 from .store import RedisStoreStatistics as RedisStoreStatistics
@@ -147,6 +160,7 @@ __all__ = [
     "AddressError",
     "AttachError",
     "AttachTimeout",
+    "Attempt",
     "AutoShutdown",
     "AutoShutdownTriggered",
     "BreakerSpec",
@@ -189,6 +203,7 @@ __all__ = [
     "FaultKind",
     "FaultPoint",
     "FaultSpec",
+    "GiveUpReason",
     "HealthChange",
     "HealthTracker",
     "Hedge",
@@ -201,12 +216,14 @@ __all__ = [
     "Metrics",
     "Monitor",
     "NodeSnapshot",
+    "OpenBackoff",
     "OpenTelemetryExporter",
     "OpenTelemetryStatistics",
     "OperationTimeout",
     "PrometheusCollector",
     "RateLimitExceeded",
     "RateLimiter",
+    "RateWindow",
     "RedisStore",
     "RedisStoreStatistics",
     "Refusal",
@@ -219,9 +236,16 @@ __all__ = [
     "RestartBackoff",
     "RestartScheduled",
     "Retrier",
+    "RetryBudget",
+    "RetryBudgetConfig",
+    "RetryBudgetStatistics",
+    "RetryDetails",
+    "RetryGaveUp",
     "RetryPolicy",
     "RetryScheduled",
     "RetrySpec",
+    "RetryableResult",
+    "Retrying",
     "ServiceRef",
     "ServiceSnapshot",
     "ServiceSpec",
@@ -246,6 +270,7 @@ __all__ = [
     "Tree",
     "TreeEvent",
     "WaitTimeout",
+    "WindowStatistics",
     "adaptive_bulkhead",
     "bulkhead",
     "cache_fallback",
@@ -264,6 +289,7 @@ __all__ = [
     "prometheus_text",
     "render",
     "retry",
+    "retrying",
     "run_tree",
     "serve_snapshots",
     "snapshot_from_json",

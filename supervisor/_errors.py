@@ -17,6 +17,7 @@ __all__ = [
     "OperationTimeout",
     "RateLimitExceeded",
     "ResilienceError",
+    "RetryableResult",
     "shown",
 ]
 
@@ -142,3 +143,15 @@ def shown(value: object) -> str:
         return _SHOWN.repr(value)
     except Exception:  # a broken __repr__, or one too deep for the recursion limit
         return f"<{type(value).__name__} object>"
+
+
+class RetryableResult(ResilienceError):
+    """An attempt of a guarded service returned a result that its ``retry_on_result`` asked to
+    retry: the attempt counts as failed (this is the ``error`` of its ``RequestFailed`` and
+    ``RetryScheduled`` events), and the request is tried again. It never reaches a caller: when
+    retrying stops, the last result itself is returned."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__(f"result to retry: {result!r}")
+        self.result = result
+        """The result that is to be retried."""

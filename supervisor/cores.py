@@ -16,6 +16,8 @@ from .rules._budget import BudgetCore as BudgetCore
 from .rules._bulkhead import Admission as Admission
 from .rules._bulkhead import BulkheadCore as BulkheadCore
 from .rules._cache import TtlLruCache as TtlLruCache
+from .rules._classify import Outcome as Outcome
+from .rules._classify import OutcomeClassifier as OutcomeClassifier
 from .rules._counts import TopCounts as TopCounts
 from .rules._faults import FaultCore as FaultCore
 from .rules._health import HealthWindow as HealthWindow
@@ -26,7 +28,12 @@ from .rules._hedge import HedgeSettled as HedgeSettled
 from .rules._hedge import HedgeStatistics as HedgeStatistics
 from .rules._hedge import Verdict as Verdict
 from .rules._intensity import RestartIntensity as RestartIntensity
+from .rules._outcome_window import OutcomeWindow as OutcomeWindow
+from .rules._rate_breaker import RateBreakerCore as RateBreakerCore
+from .rules._rate_breaker import TimedPermit as TimedPermit
 from .rules._retry import RetrySchedule as RetrySchedule
+from .rules._retry_budget import RetryBudget as RetryBudget
+from .rules._retry_plan import RetryPlan as RetryPlan
 from .rules._window import SlidingWindowCore as SlidingWindowCore
 
 __all__ = [
@@ -44,12 +51,19 @@ __all__ = [
     "HedgeStatistics",
     "LimitAlgorithm",
     "LimitStatistics",
+    "Outcome",
+    "OutcomeClassifier",
+    "OutcomeWindow",
     "Permit",
+    "RateBreakerCore",
     "Refusal",
     "RestartIntensity",
+    "RetryBudget",
+    "RetryPlan",
     "RetrySchedule",
     "ServiceMetrics",
     "SlidingWindowCore",
+    "TimedPermit",
     "TopCounts",
     "TtlLruCache",
     "Verdict",

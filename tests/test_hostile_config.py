@@ -42,6 +42,7 @@ from supervisor import (
     load_tree,
     load_tree_file,
     retry,
+    retrying,
     throttle,
     timeout,
 )
@@ -57,6 +58,8 @@ from supervisor.observe._snapshot import (
 )
 from supervisor.rules._budget import BudgetCore
 from supervisor.rules._health import HealthWindow
+from supervisor.rules._rate_breaker import OpenBackoff, RateWindow
+from supervisor.rules._retry_budget import RetryBudget, RetryBudgetConfig
 from supervisor.tree._specs import (
     BreakerSpec,
     BulkheadSpec,
@@ -271,6 +274,46 @@ CASES: list[tuple[str, Callable[[Any], Any]]] = [
     ],
     ("interval", lambda v: Monitor(lambda: None, interval=v)),
     ("max_events", lambda v: Monitor(lambda: None, max_events=v)),
+    # the breaker and retry rules beyond API.md
+    *[
+        (f, lambda v, f=f: BreakerSpec(**{f: v}))
+        for f in ("window", "open_backoff", "exclude", "is_failure", "is_failure_result")
+    ],
+    *[
+        (f, lambda v, f=f: RetrySpec(**{f: v}))
+        for f in ("on", "retry_on_result", "total_timeout", "budget")
+    ],
+    ("size", lambda v: RateWindow(size=v)),
+    ("duration", lambda v: RateWindow(duration=v)),
+    *[
+        (f, lambda v, f=f: RateWindow(**{"size": 3, f: v}))
+        for f in ("failure_rate", "minimum_calls")
+    ],
+    ("slow_call_rate", lambda v: RateWindow(size=3, slow_call_rate=v, slow_call_duration=1.0)),
+    ("slow_call_duration", lambda v: RateWindow(size=3, slow_call_rate=0.5, slow_call_duration=v)),
+    *[(f, lambda v, f=f: OpenBackoff(**{f: v})) for f in ("factor", "max_timeout")],
+    *[
+        (f, lambda v, f=f: RetryBudgetConfig(**{f: v}))
+        for f in ("ratio", "min_per_second", "window")
+    ],
+    ("config", RetryBudget),
+    *[
+        (f, lambda v, f=f: CircuitBreaker("b", **{f: v}))
+        for f in ("window", "open_backoff", "exclude", "is_failure", "is_failure_result")
+    ],
+    *[
+        (f, lambda v, f=f: retry(**{f: v}))
+        for f in (
+            "on",
+            "retry_on_result",
+            "total_timeout",
+            "budget",
+            "before_sleep",
+            "on_giveup",
+            "on_success",
+        )
+    ],
+    *[(f, lambda v, f=f: retrying(**{f: v})) for f in ("on", "total_timeout", "budget", "name")],
     # the rate limiter, the adaptive bulkhead and hedging (shells, cores and specs)
     *[(f, lambda v, f=f: RateLimiter(**{f: v})) for f in ("max_rate", "time_period")],
     *[(f, lambda v, f=f: RateLimiter(1, **{f: v})) for f in ("name", "on_limit")],

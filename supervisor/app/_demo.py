@@ -14,7 +14,10 @@ failure burst in ``db`` (whose crashes also restart ``cache``, ``payments`` and 
 ``rest_for_one``), a latency spike in ``search``, an outage of the ``payments`` backend, a crash
 loop of the ``auth`` actor (its restarts fail twice), and a traffic surge on ``api-gateway``; then
 calm, so the breakers close again. A newcomer sees breakers open and close, fallbacks answer,
-retries back off, bulkheads refuse, children restart and health scores move.
+retries back off, bulkheads refuse, children restart and health scores move. ``db``'s breaker
+decides on the failure rate of its last 6 queries (the others on failures in a row), and its
+retries stay within a retry budget: during its burst the budget refuses retries ("retry budget
+spent"), so the burst does not become a retry storm.
 
 The live view is the monitor (:func:`supervisor.monitor`) beside the running tree; on a console
 that is not a terminal, or with ``--plain``, a plain text snapshot is printed every few seconds,
@@ -46,9 +49,10 @@ from rich.console import Console
 from .._config import seconds_argument
 from ..console._monitor import monitor
 from ..observe._bus import EventBus
-from ..observe._events import ChildCrashed, ChildRestarted, IntensityExceeded
+from ..observe._events import ChildCrashed, ChildRestarted, IntensityExceeded, RetryGaveUp
 from ..observe._snapshot import NodeSnapshot, SystemSnapshot
 from ..rules._breaker import CircuitState, CircuitStateChange
+from ..rules._retry_plan import GiveUpReason
 from ..tree._tree import Tree, run_tree
 from ._demo_backends import (
     _KEYS,
@@ -66,6 +70,8 @@ from ._demo_summary import DemoSummary, ServiceSummary, summary_table
 
 _PROG: Final = "python -m supervisor demo"
 _INTERRUPTED: Final = 130
+_TOLD_OVER_BUDGET: Final = frozenset({1, 10, 100, 1000})
+"""A service's retries refused by its budget are told at the first, the tenth, ..."""
 
 
 def _nodes(node: NodeSnapshot) -> dict[str, NodeSnapshot]:
@@ -87,6 +93,7 @@ class _Run:
     calls: collections.Counter[str] = attrs.field(factory=collections.Counter)
     restarts: collections.Counter[str] = attrs.field(factory=collections.Counter)
     opens: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    over_budget: collections.Counter[str] = attrs.field(factory=collections.Counter)
     paths: list[str] = attrs.field(factory=list)
     final: dict[str, ServiceSummary] = attrs.field(factory=dict)
     watch: str | None = None
@@ -113,6 +120,14 @@ class _Run:
             self.say(f"[red]crashed[/] {event.path.partition('/')[2]}: {event.error}")
         elif isinstance(event, IntensityExceeded) and self.plain:
             self.say(f"[bold red]gave up[/] {event.path}: too many restarts")
+        elif isinstance(event, RetryGaveUp) and event.reason is GiveUpReason.BUDGET:
+            self.over_budget[event.path] += 1
+            if self.plain and self.over_budget[event.path] in _TOLD_OVER_BUDGET:
+                count = self.over_budget[event.path]
+                self.say(
+                    f"[yellow]retry budget spent[/]: {event.path.rpartition('/')[2]} "
+                    f"({count} {'retry' if count == 1 else 'retries'} refused so far)"
+                )
 
     async def chaos(self, gateway: Callable[[Query], Any]) -> None:
         """Tell the schedule as it happens (the faults themselves are in the services' specs and

@@ -14,6 +14,8 @@ import trio
 import actors
 
 from ..rules._faults import Fault, FaultPoint
+from ..rules._rate_breaker import RateWindow
+from ..rules._retry_budget import RetryBudgetConfig
 from ..tree._fault_specs import FaultSpec
 from ..tree._specs import (
     BreakerSpec,
@@ -111,6 +113,11 @@ class _Plan:
     failure_threshold: int = 3
     max_concurrent: int = 4
     max_queued: int = 8
+    window: RateWindow | None = None
+    """Open the breaker on the failure rate of this window instead of ``failure_threshold``
+    failures in a row."""
+    retry_budget: RetryBudgetConfig | None = None
+    """Keep the service's retries under this share of its recent first attempts."""
 
 
 def _degraded_payment(request: Query) -> str:
@@ -145,6 +152,10 @@ _PLANS: Final = (
         latency=0.03,
         interval=0.0791,
         fallback=FallbackSpec(cache_ttl=60.0),
+        # Half of the last 6 queries failing opens the breaker; and its retries stay under 10%
+        # of recent queries (+0.2/s), so the burst is no retry storm.
+        window=RateWindow(size=6, failure_rate=0.5),
+        retry_budget=RetryBudgetConfig(ratio=0.1, min_per_second=0.2, window=5.0),
     ),
     _Plan(supervisor="backend", name="cache", latency=0.005, interval=0.0619, fallback=None),
     _Plan(
@@ -174,8 +185,12 @@ def _service_spec(plan: _Plan, backend: _Backend, duration: float) -> ServiceSpe
         factory=_ServiceActor,
         args=(backend,),
         timeout=_TIMEOUT,
-        breaker=BreakerSpec(failure_threshold=plan.failure_threshold, timeout=2.0),
-        retry=_RETRY,
+        breaker=BreakerSpec(
+            failure_threshold=plan.failure_threshold, timeout=2.0, window=plan.window
+        ),
+        retry=_RETRY
+        if plan.retry_budget is None
+        else attrs.evolve(_RETRY, budget=plan.retry_budget),
         bulkhead=BulkheadSpec(max_concurrent=plan.max_concurrent, max_queued=plan.max_queued),
         fallback=plan.fallback,
         shutdown=0.5,

@@ -38,13 +38,20 @@ from ..rules._breaker import (
     Permit,
     Refusal,
 )
+from ..rules._rate_breaker import OpenBackoff, RateWindow
 from ..store._base import Store
 from . import _testing
+from ._breaker_ext import MeasuredGuard, measured_core
 from ._decorate import decorate, is_async_callable, qualname_of
 from ._generators import WholeIteration, generator_kind
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+ExcludeOption = (
+    type[BaseException] | Callable[[BaseException], object] | tuple[Any, ...] | list[Any] | None
+)
+"""Errors a breaker counts as neither failure nor success: classes, predicates, or a mix."""
 
 
 def _outside_trio_clock() -> float:
@@ -90,6 +97,17 @@ class CircuitBreaker:
     (``CIRCUIT_BREAKER_TIMEOUT``, 60.0), ``half_open_max_calls``
     (``CIRCUIT_BREAKER_HALF_OPEN_REQUESTS``, 3), ``expected_exception`` (``Exception``).
 
+    Beyond API.md (keyword-only, each off by default; see docs/rules.md): ``window`` (a
+    :class:`~supervisor.RateWindow`: open on the failure rate or slow-call rate of the last N
+    calls or T seconds, half-open trials decided as a rate), ``open_backoff`` (an
+    :class:`~supervisor.OpenBackoff`: each reopening after a failed trial waits longer),
+    ``exclude`` (exception classes and/or predicates whose errors count as neither failure nor
+    success), ``is_failure`` (decides from an expected error whether it counts) and
+    ``is_failure_result`` (decides from a result whether the call failed; the result is returned
+    all the same). A breaker given any of them drives a
+    :class:`~supervisor.cores.RateBreakerCore` and reads the clock at each call's start and end;
+    one given none keeps the plain core and its fast path.
+
     Time: trio's clock (``trio.current_time()``) inside ``trio.run``. A breaker that guards plain
     functions called outside trio uses ``clock`` (default: the monotonic clock of :mod:`time`);
     use one breaker either inside trio or outside it, not both, as the two clocks differ.
@@ -106,7 +124,7 @@ class CircuitBreaker:
             that is not a store, or that already has a breaker of this name with other settings.
     """
 
-    __slots__ = ("__weakref__", "_clock", "_core", "_entries", "_listeners")
+    __slots__ = ("__weakref__", "_clock", "_core", "_entries", "_listeners", "_measured")
 
     def __init__(
         self,
@@ -120,6 +138,11 @@ class CircuitBreaker:
         config: CircuitBreakerConfig | None = None,
         clock: Callable[[], float] | None = None,
         store: Store | None = None,
+        window: RateWindow | None = None,
+        open_backoff: OpenBackoff | None = None,
+        exclude: ExcludeOption = (),
+        is_failure: Callable[[Exception], object] | None = None,
+        is_failure_result: Callable[[Any], object] | None = None,
     ) -> None:
         if not isinstance(name, str):
             raise ConfigError(f"`name` must be a string (got {shown(name)})")
@@ -173,6 +196,24 @@ class CircuitBreaker:
                 expected_exception=settled.expected_exception,
                 on_change=self._publish,
             )
+        rich = measured_core(
+            self._core,
+            window=window,
+            open_backoff=open_backoff,
+            exclude=exclude,
+            is_failure=is_failure,
+            is_failure_result=is_failure_result,
+        )
+        self._measured: MeasuredGuard | None = None
+        if rich is not None:
+            if store is not None:
+                raise TypeError(
+                    "`window`, `open_backoff`, `exclude`, `is_failure` and `is_failure_result` "
+                    "keep the breaker's state in this process: they cannot be combined with "
+                    f"`store` (got store={shown(store)})"
+                )
+            self._core = rich
+            self._measured = MeasuredGuard(self, rich)
         self._clock = _outside_trio_clock if clock is None else clock
         self._listeners: Listeners[CircuitStateChange] = Listeners()
         self._entries: dict[object, list[Permit]] = {}
@@ -261,6 +302,7 @@ class CircuitBreaker:
             failures=core.failures,
             ignored=core.ignored,
             refused=core.refused,
+            window=None if self._measured is None else core.window_statistics(self._now()),  # type: ignore[attr-defined]
         )
 
     def __repr__(self) -> str:
@@ -326,6 +368,9 @@ class CircuitBreaker:
         return decision  # type: ignore[return-value]
 
     def _settle(self, permit: Permit, error: BaseException | None) -> None:
+        if self._measured is not None:
+            self._measured.settle(permit, error)
+            return
         core = self._core
         if error is None:
             if permit.trial:
@@ -383,13 +428,15 @@ class CircuitBreaker:
         Raises:
             TypeError: ``fn`` is not callable.
         """
+        measured = self._measured
         return decorate(
             fn,
             rule="circuit_breaker",
-            around_async=self._guard_async,
-            around_sync=self._guard_sync,
+            around_async=self._guard_async if measured is None else measured.guard_async,
+            around_sync=self._guard_sync if measured is None else measured.guard_sync,
             extra={"breaker": self},
-            wrap_async=self._wrap_async,
+            # The written-out fast form is the plain core's; a measured one keeps its own guard.
+            wrap_async=self._wrap_async if measured is None else None,
             generators=WholeIteration(self._open),
         )
 
@@ -451,14 +498,20 @@ class CircuitBreaker:
                 instead, so that its iteration is guarded).
         """
         _not_a_generator("call", fn)
+        measured = self._measured
         if is_async_callable(fn):
-            return await self._guard_async(lambda: fn(*args, **kwargs))
-        return self._guard_sync(lambda: fn(*args, **kwargs))
+            guard = self._guard_async if measured is None else measured.guard_async
+            return await guard(lambda: fn(*args, **kwargs))
+        return (self._guard_sync if measured is None else measured.guard_sync)(
+            lambda: fn(*args, **kwargs)
+        )
 
     def call_sync(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the plain function ``fn(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
         _not_a_generator("call_sync", fn)
-        result: R = self._guard_sync(lambda: fn(*args, **kwargs))
+        measured = self._measured
+        guard = self._guard_sync if measured is None else measured.guard_sync
+        result: R = guard(lambda: fn(*args, **kwargs))
         return result
 
     def _enter(self) -> None:
@@ -533,6 +586,11 @@ def circuit_breaker(
     name: str | None = None,
     clock: Callable[[], float] | None = None,
     store: Store | None = None,
+    window: RateWindow | None = None,
+    open_backoff: OpenBackoff | None = None,
+    exclude: ExcludeOption = (),
+    is_failure: Callable[[Exception], object] | None = None,
+    is_failure_result: Callable[[Any], object] | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator factory: each decorated function gets its own :class:`CircuitBreaker`, named after
     its ``__qualname__`` (or ``name``), shared by every caller and, for a method, every instance.
@@ -546,6 +604,13 @@ def circuit_breaker(
         ConfigError: a bad argument, config field or environment value (at this call).
         TypeError: the decorated object is not callable.
     """
+    beyond: dict[str, Any] = {
+        "window": window,
+        "open_backoff": open_backoff,
+        "exclude": exclude,
+        "is_failure": is_failure,
+        "is_failure_result": is_failure_result,
+    }
     template = CircuitBreaker(
         name or "<template>",
         failure_threshold,
@@ -555,9 +620,16 @@ def circuit_breaker(
         half_open_max_calls=half_open_max_calls,
         config=config,
         clock=clock,
+        **beyond,
     )
     if store is not None and not isinstance(store, Store):
         raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
+    if store is not None and template._measured is not None:
+        raise TypeError(
+            "`window`, `open_backoff`, `exclude`, `is_failure` and `is_failure_result` keep the "
+            f"breaker's state in this process: they cannot be combined with `store` (got "
+            f"store={shown(store)})"
+        )
     settled: Sequence[Any] = (
         template.failure_threshold,
         template.success_threshold,
@@ -572,6 +644,7 @@ def circuit_breaker(
             half_open_max_calls=template.half_open_max_calls,
             clock=clock,
             store=store,
+            **beyond,
         )
         return breaker(fn)
 

@@ -24,6 +24,7 @@ from ._events import (
     RequestFailed,
     RequestRefused,
     RestartScheduled,
+    RetryGaveUp,
     RetryScheduled,
 )
 from ._fault_events import FaultInjected
@@ -44,7 +45,9 @@ def _error(error: BaseException | None) -> str:
 
 
 def _detail(event: object) -> str:
-    if isinstance(event, RequestCompleted | RequestFailed | RetryScheduled | RequestRefused):
+    if isinstance(
+        event, RequestCompleted | RequestFailed | RetryScheduled | RetryGaveUp | RequestRefused
+    ):
         return _request_detail(event)
     if isinstance(event, HedgeLaunched | HedgeSettled):
         return _hedge_detail(event)
@@ -52,7 +55,7 @@ def _detail(event: object) -> str:
 
 
 def _request_detail(
-    event: RequestCompleted | RequestFailed | RetryScheduled | RequestRefused,
+    event: RequestCompleted | RequestFailed | RetryScheduled | RetryGaveUp | RequestRefused,
 ) -> str:
     if isinstance(event, RequestCompleted):
         text = f"answered in {1000.0 * event.latency:.1f} ms"
@@ -64,6 +67,8 @@ def _request_detail(
     if isinstance(event, RetryScheduled):
         error = type(event.error).__name__
         return f"attempt {event.attempt} failed ({error}); retry in {event.delay:.3g}s"
+    if isinstance(event, RetryGaveUp):
+        return f"no more retries after {event.attempts} attempt(s): {event.reason.value}"
     if isinstance(event, RequestRefused):
         # A streak's refusals say how many in the snapshot's ``count`` (the rows show it).
         text = f"refused: {event.refusal.value}"

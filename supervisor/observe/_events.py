@@ -13,6 +13,8 @@ import enum
 
 import attrs
 
+from ..rules._retry_plan import GiveUpReason
+
 __all__ = [
     "AutoShutdownTriggered",
     "ChildCrashed",
@@ -28,6 +30,7 @@ __all__ = [
     "RequestFailed",
     "RequestRefused",
     "RestartScheduled",
+    "RetryGaveUp",
     "RetryScheduled",
     "TreeEvent",
 ]
@@ -194,6 +197,21 @@ class RetryScheduled(TreeEvent):
     """Seconds until the next attempt."""
     error: BaseException
     """Why the attempt failed."""
+
+
+@attrs.frozen(kw_only=True)
+class RetryGaveUp(TreeEvent):
+    """A failed request of a service with a retry rule will not be retried (any more): the
+    ``on_giveup`` hook of a guarded service. Published right after the attempt's
+    :class:`RequestFailed` (or before the :class:`RequestCompleted` that answers with a result
+    ``retry_on_result`` would have retried)."""
+
+    attempts: int
+    """Attempts made, the first included."""
+    reason: GiveUpReason
+    """Why retrying stopped (``budget``: the service's retry budget is spent)."""
+    error: BaseException | None = None
+    """The last attempt's error, or ``None`` when it returned a result."""
 
 
 @attrs.frozen(kw_only=True)

@@ -17,6 +17,7 @@ import attrs
 
 from .._config import COUNT, DURATION, UNSET
 from .._errors import ConfigError, shown
+from ._outcome_window import WindowStatistics
 
 ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 
@@ -57,6 +58,10 @@ class ChangeReason(enum.Enum):
     """Any -> CLOSED: :meth:`CircuitBreaker.reset` was called."""
     FORCED_OPEN = "forced_open"
     """Any -> OPEN: :meth:`CircuitBreaker.force_open` was called."""
+    FAILURE_RATE = "failure_rate"
+    """CLOSED -> OPEN: the failure rate of a breaker's window reached its threshold."""
+    SLOW_CALL_RATE = "slow_call_rate"
+    """CLOSED -> OPEN: the slow-call rate of a breaker's window reached its threshold."""
 
 
 @attrs.frozen(kw_only=True)
@@ -170,6 +175,9 @@ class CircuitBreakerStatistics:
     """Calls that ended with an uncounted exception or were cancelled, in total."""
     refused: int
     """Calls refused with :class:`~supervisor.CircuitOpenError`, in total."""
+    window: WindowStatistics | None = None
+    """The failure-rate window (calls, failures, slow calls and their rates), for a breaker
+    with a ``window``; else ``None``."""
 
 
 class Permit:
@@ -305,6 +313,12 @@ class BreakerCore:
     def opened_at(self) -> float | None:
         """When the core last opened, while it is OPEN or HALF_OPEN; else ``None``."""
         return self._opened_at
+
+    @property
+    def half_open_at(self) -> float:
+        """When the last open period ends (or ended, while HALF_OPEN): the opening time plus its
+        open timeout; ``inf`` while CLOSED or forced open."""
+        return self._half_open_at
 
     @property
     def trials_in_flight(self) -> int:

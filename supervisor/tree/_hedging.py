@@ -99,7 +99,7 @@ async def hedged_attempt(
                 # The race makes this attempt the winner, with no checkpoint in between, unless
                 # another already won: a late answer is a loser, and counts nothing.
                 if run.winner is None:
-                    service._count_success(held, at)
+                    service._count_success(held, at, outcome)
                 elif held is not None:
                     service._core.release(held)  # type: ignore[union-attr]
                 return outcome

@@ -19,6 +19,8 @@ from cattrs.gen import make_dict_structure_fn, override
 from .._errors import ConfigError, shown
 from ..rules._adaptive import LimitAlgorithm, limit_algorithm
 from ..rules._faults import Fault, FaultPoint
+from ..rules._rate_breaker import OpenBackoff, RateWindow
+from ..rules._retry_budget import RetryBudgetConfig
 from ._fault_specs import FaultSpec
 from ._limit_specs import AdaptiveLimitSpec, HedgeSpec
 from ._otp import AutoShutdown
@@ -116,8 +118,16 @@ def _make_converter() -> cattrs.Converter:
     table(BulkheadSpec)
     table(ThrottleSpec)
     exceptions = override(struct_hook=as_is)
-    table(BreakerSpec, expected_exception=exceptions)
-    table(RetrySpec, exceptions=exceptions)
+    for rule_value in (RateWindow, OpenBackoff, RetryBudgetConfig):
+        table(rule_value)
+    table(
+        BreakerSpec,
+        expected_exception=exceptions,
+        exclude=exceptions,
+        is_failure=exceptions,
+        is_failure_result=exceptions,
+    )
+    table(RetrySpec, exceptions=exceptions, on=exceptions, retry_on_result=exceptions)
     table(FallbackSpec, default=override(struct_hook=as_is), degraded=override(struct_hook=as_is))
     table(
         ServiceSpec,

@@ -54,7 +54,6 @@ from actors import ActorStopped
 
 from .._config import DURATION, UNSET, Unset
 from .._errors import BulkheadFullError, CircuitOpenError, OperationTimeout, RateLimitExceeded
-from ..guards import _testing
 from ..guards._breaker import CircuitBreaker
 from ..guards._throttle import OnLimit, Throttle
 from ..observe._events import (
@@ -69,12 +68,13 @@ from ..rules._breaker import BreakerCore, CircuitState, Permit
 from ..rules._breaker import Refusal as BreakerRefusal
 from ..rules._bulkhead import BulkheadCore
 from ..rules._cache import MISS, TtlLruCache
-from ..rules._retry import RetrySchedule
+from ..rules._rate_breaker import RateBreakerCore
 from ..store._base import Store
 from ._faulty import service_injector
 from ._hedging import hedged_attempt
 from ._limits import adaptive_bulkhead_for, ask_within_limit
 from ._service_ref import ServiceRef
+from ._service_rules import RetryStep, breaker_options, settle_error, settle_result
 from ._specs import FallbackSpec, ServiceSpec
 from ._starting import Answered
 
@@ -111,6 +111,8 @@ class ServiceStatistics:
     """Calls answered by the fallback."""
     retries: int
     """Retries scheduled, over all calls."""
+    retries_refused: int = 0
+    """Retries the service's retry budget refused (each such call failed at once)."""
     concurrency_limit: int | None = None
     """The adaptive limit of the bulkhead now (``None``: the bulkhead is fixed)."""
 
@@ -146,6 +148,7 @@ class GuardedService:
         "_core",
         "_fallback",
         "_hedge",
+        "_measured",
         "_ref",
         "_retry",
         "_rng",
@@ -208,9 +211,11 @@ class GuardedService:
                 breaker.expected_exception,
                 half_open_max_calls=breaker.half_open_max_calls,
                 store=store,
+                **breaker_options(breaker),
             )
             self._breaker.add_listener(bus.publish)
             self._core = self._breaker.core
+        self._measured = isinstance(self._core, RateBreakerCore)
         self._bulkhead: BulkheadCore[trio.lowlevel.Task] = BulkheadCore(
             spec.bulkhead.max_concurrent, spec.bulkhead.max_queued
         )
@@ -218,18 +223,8 @@ class GuardedService:
         if self._adaptive is not None:
             self._bulkhead = self._adaptive.core  # the same slots, moved by the limit
         self._hedge = None if spec.hedge is None else spec.hedge.core()
-        retry = spec.retry
-        self._retry: RetrySchedule | None = (
-            None
-            if retry is None
-            else RetrySchedule.build(
-                max_attempts=retry.max_attempts,
-                initial_delay=retry.initial_delay,
-                max_delay=retry.max_delay,
-                backoff_factor=retry.backoff_factor,
-                jitter=retry.jitter,
-                exceptions=retry.exceptions,
-            )
+        self._retry: RetryStep | None = (
+            None if spec.retry is None else RetryStep(spec.retry, bus=bus, path=path, rng=self._rng)
         )
         fallback = spec.fallback
         self._fallback: FallbackSpec | None = fallback
@@ -304,12 +299,7 @@ class GuardedService:
         self._flush()
         if state is not CircuitState.OPEN:
             return None
-        if core.forced_open:
-            return _INF
-        opened_at = core.opened_at
-        if opened_at is None:  # pragma: no cover - OPEN always has an opening time
-            return None
-        return opened_at + core.timeout
+        return core.half_open_at  # inf while forced open
 
     # -- inspection -----------------------------------------------------------------------------
 
@@ -324,6 +314,7 @@ class GuardedService:
         if self._streak is not None:
             self.end_streak()
         bulkhead = self._bulkhead
+        plan = self._retry
         return ServiceStatistics(
             path=self.path,
             state=None if self._breaker is None else self._breaker.state,
@@ -334,6 +325,7 @@ class GuardedService:
             refused=self.refused,
             fallbacks=self.fallbacks,
             retries=self.retries,
+            retries_refused=0 if plan is None else plan.refused,
             concurrency_limit=None if self._adaptive is None else self._adaptive.limit,
         )
 
@@ -539,17 +531,21 @@ class GuardedService:
         if ticket is None or not bulkhead.cancel(ticket):
             bulkhead.leave()
 
-    def _count_success(self, permit: Permit | None, now: float) -> None:
+    def _count_success(self, permit: Permit | None, now: float, result: Any = None) -> None:
+        # The breaker's side of an attempt that returned ``result``.
         core = self._core
         if permit is not None:
-            if permit.trial:
+            if self._measured:
+                settle_result(core, permit, result, now)  # type: ignore[arg-type]
+                self._flush()
+            elif permit.trial:
                 core.on_success(permit, now)  # type: ignore[union-attr]
                 self._flush()
             else:
                 core.on_success(permit)  # type: ignore[union-attr]
 
     def _succeeded(self, request: Any, result: Any, permit: Permit | None, now: float) -> None:
-        self._count_success(permit, now)
+        self._count_success(permit, now, result)
         cache = self._cache
         if cache is not None:
             with contextlib.suppress(TypeError):  # an unhashable request is not cached
@@ -559,7 +555,9 @@ class GuardedService:
     def _failed(self, permit: Permit | None, error: Exception, now: float) -> None:
         core = self._core
         if permit is not None:
-            if core.is_counted(error):  # type: ignore[union-attr]
+            if self._measured:
+                settle_error(core, permit, error, now)  # type: ignore[arg-type]
+            elif core.is_counted(error):  # type: ignore[union-attr]
                 core.on_failure(permit, now)  # type: ignore[union-attr]
             else:
                 core.release(permit)  # type: ignore[union-attr]
@@ -612,6 +610,9 @@ class GuardedService:
     ) -> Any:
         path = self.path
         bus = self._bus
+        plan = self._retry
+        if plan is not None:
+            plan.start(started)  # the retry budget counts first attempts
         now = started
         attempt = 1
         while True:
@@ -628,7 +629,12 @@ class GuardedService:
                 )
                 permit = None  # each hedged attempt's outcome was counted as it ended
             now = trio.current_time()
-            if ok:
+            again = (
+                None
+                if not ok or plan is None or not plan.by_result
+                else plan.after_result(attempt, outcome, now, started=started, deadline=deadline)
+            )
+            if ok and again is None:
                 # The outcome's event first, then the breaker change it caused (if any).
                 if self._streak is not None:
                     self.end_streak()
@@ -637,22 +643,33 @@ class GuardedService:
                 )
                 self._succeeded(request, outcome, permit, now)
                 return outcome
-            error = outcome
-            self._publish(
-                RequestFailed(path=path, at=now, latency=now - asked, error=error, attempt=attempt)
-            )
-            self._failed(permit, error, now)
-            schedule = self._retry
-            delay = (
-                None
-                if schedule is None
-                else _testing.next_delay(
-                    schedule, attempt, error, rng=self._rng, deadline=deadline, now=now
+            if again is not None:
+                # A reply to retry: a failed attempt for the retry rule (the breaker counts it
+                # as its own classifier says).
+                delay, error = again
+                self._publish(
+                    RequestFailed(
+                        path=path, at=now, latency=now - asked, error=error, attempt=attempt
+                    )
                 )
-            )
-            if delay is None:
-                self.failed += 1
-                raise error
+                self._count_success(permit, now, outcome)
+            else:
+                error = outcome
+                self._publish(
+                    RequestFailed(
+                        path=path, at=now, latency=now - asked, error=error, attempt=attempt
+                    )
+                )
+                self._failed(permit, error, now)
+                retry_in = (
+                    None
+                    if plan is None
+                    else plan.after_error(attempt, error, now, started=started, deadline=deadline)
+                )
+                if retry_in is None:
+                    self.failed += 1
+                    raise error
+                delay = retry_in
             self.retries += 1
             self._publish(
                 RetryScheduled(path=path, at=now, attempt=attempt, delay=delay, error=error)

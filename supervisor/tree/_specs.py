@@ -24,6 +24,8 @@ import attrs
 
 from .._config import COUNT, DELAY_CAP, DURATION, FACTOR, NON_NEGATIVE, QUEUE, Bound
 from .._errors import ConfigError, shown
+from ..rules._rate_breaker import OpenBackoff, RateWindow
+from ..rules._retry_budget import RetryBudgetConfig
 from ._fault_specs import FaultSpec
 from ._limit_specs import AdaptiveLimitSpec, HedgeSpec, check_adaptive
 from ._otp import AutoShutdown, RequestError, check_significant
@@ -275,6 +277,47 @@ def _retried_exceptions(value: Any) -> tuple[type[BaseException], ...]:
     return _exception_types(value, "exceptions")
 
 
+def _matchers(value: Any, field: str) -> tuple[Any, ...]:
+    """Exception classes and predicates (or ``"module:name"`` strings naming either), as a
+    tuple."""
+    items = value if isinstance(value, list | tuple) else (value,)
+    found: list[Any] = []
+    for item in items:
+        target = _import(item, field) if isinstance(item, str) else item
+        if not callable(target):
+            raise ConfigError(
+                f"`{field}` must be exception classes or predicates (got {shown(item)})",
+                field=field,
+            )
+        found.append(target)
+    return tuple(found)
+
+
+def _exclude(value: Any) -> tuple[Any, ...]:
+    """Converter of ``BreakerSpec.exclude``."""
+    return _matchers(value, "exclude")
+
+
+def _on(value: Any) -> tuple[Any, ...] | None:
+    """Converter of ``RetrySpec.on``."""
+    return None if value is None else _matchers(value, "on")
+
+
+def _is_failure(value: Any) -> Callable[..., Any] | None:
+    """Converter: ``None``, a callable, or a ``"package.module:name"`` string naming one."""
+    return None if value is None else _import_callable(value, "is_failure")
+
+
+def _is_failure_result(value: Any) -> Callable[..., Any] | None:
+    """Converter: ``None``, a callable, or a ``"package.module:name"`` string naming one."""
+    return None if value is None else _import_callable(value, "is_failure_result")
+
+
+def _retry_on_result(value: Any) -> Callable[..., Any] | None:
+    """Converter: ``None``, a callable, or a ``"package.module:name"`` string naming one."""
+    return None if value is None else _import_callable(value, "retry_on_result")
+
+
 @attrs.frozen(kw_only=True)
 class BreakerSpec:
     """A service's circuit breaker (the semantics of :class:`~supervisor.CircuitBreaker`)."""
@@ -293,6 +336,23 @@ class BreakerSpec:
     """Errors that count as breaker failures. Any error a handler raises crashes the service
     actor (its supervisor restarts it); with the default ``(Exception,)`` every crash counts,
     with narrower types only crashes of those types do."""
+    window: RateWindow | None = None
+    """Open on the failure rate (or slow-call rate) of a window of recent requests instead of a
+    run of consecutive failures (see :class:`~supervisor.RateWindow`); ``None``: consecutive."""
+    open_backoff: OpenBackoff | None = None
+    """Each reopening after a failed trial waits longer (see :class:`~supervisor.OpenBackoff`);
+    the parked child is restarted when the longer timeout ends."""
+    exclude: tuple[Any, ...] = attrs.field(default=(), converter=_exclude)
+    """Errors that count as neither failure nor success: exception classes or predicates
+    ``(error) -> bool`` (``"module:name"`` strings in data)."""
+    is_failure: Callable[[Exception], object] | None = attrs.field(
+        default=None, converter=_is_failure
+    )
+    """Decides from an expected error whether it counts (true: a failure)."""
+    is_failure_result: Callable[[Any], object] | None = attrs.field(
+        default=None, converter=_is_failure_result
+    )
+    """Decides from a reply whether it counts as a failure (it is still returned)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -314,6 +374,25 @@ class RetrySpec:
         default=(Exception,), converter=_retried_exceptions
     )
     """Only these errors are retried (refusals by the service's own rules never are)."""
+    on: tuple[Any, ...] | None = attrs.field(default=None, converter=_on)
+    """Where given, an error is retried only if it also matches one of these exception classes
+    or predicates ``(error) -> bool`` (``"module:name"`` strings in data)."""
+    retry_on_result: Callable[[Any], object] | None = attrs.field(
+        default=None, converter=_retry_on_result
+    )
+    """A reply for which this returns true is retried like a failure; when retrying stops, the
+    last reply is returned."""
+    total_timeout: float | None = attrs.field(default=None)
+    """Where given, no retry delay may end at or after this many seconds from the request's
+    start (the request's own timeout still applies: the smaller wins)."""
+    budget: RetryBudgetConfig | None = None
+    """Where given, retries of this service stay under a share of its recent first attempts
+    (see :class:`~supervisor.RetryBudgetConfig`); over budget, the error is final at once."""
+
+    @total_timeout.validator
+    def _check_total_timeout(self, _attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            DURATION.check("total_timeout", value)
 
     @jitter.validator
     def _check_jitter(self, _attribute: attrs.Attribute[bool], value: bool) -> None:

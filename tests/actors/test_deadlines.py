@@ -228,3 +228,18 @@ async def test_a_stale_deadline_passing_as_the_actor_wakes_cancels_nothing(
         autojump_clock.jump(5)  # ... and the old deadline passes before it runs
         assert await ref.ask(2) == float("inf")
         assert ref.statistics().processed == 3
+
+
+async def test_a_spawn_cancelled_before_the_actor_task_ran_is_answered_once() -> None:
+    """The spawner cancelled at once (before the new task ever ran) gets its cancellation, once,
+    from the cell; nothing stays registered and the name can be used again."""
+    async with actors.ActorSystem() as system:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await system.spawn(_Deadline, name="d")
+        assert scope.cancelled_caught
+        with pytest.raises(actors.ActorNotFound):
+            system.lookup("d")
+        ref = await system.spawn(_Deadline, name="d")
+        assert await ref.ask(0) == float("inf")
+        assert system.statistics().live == 1

@@ -126,7 +126,8 @@ def test_the_show_happens(
         "chaos outage: payments",
         "chaos crash loop: auth",
         "chaos traffic surge: api-gateway",
-        "breaker open: db",
+        "breaker open: db (failure_rate)",  # db's breaker decides on the rate of a window
+        "retry budget spent: db",  # and db's retries stay within its retry budget
         "breaker closed: db",
         "restarted db on probation",
         "crashed frontend/auth: auth: cannot load its configuration",
