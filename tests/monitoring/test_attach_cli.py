@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -172,7 +173,8 @@ def test_live_view_shows_a_process_that_goes_away_as_disconnected(sock_dir: str)
     assert "shop  at 112.50s" in text
     assert "disconnected (retrying)" in text
     # a killed program leaves its socket file behind: the connection is refused
-    assert "disconnected (retrying) for 0.0s: nothing listening at unix:/" in text
+    # (how long it has been down when first drawn depends on the machine's load: any time)
+    assert re.search(r"disconnected \(retrying\) for \d+\.\ds: nothing listening at unix:/", text)
     assert live.returncode == 130
     assert b"Traceback" not in stderr
 
