@@ -175,13 +175,14 @@ class EventBus(Generic[E]):
     def publish(self, event: E) -> None:
         """Hand ``event`` to every subscriber. Never blocks; see the module doc for slow ones."""
         self.published += 1
-        for subscription in tuple(self._subscriptions):
-            subscription._push(event)
+        if self._subscriptions:  # no copy to make without subscribers: the common case
+            for subscription in tuple(self._subscriptions):
+                subscription._push(event)
         if self._callbacks:
             self._call_listeners(event)
 
     def _call_listeners(self, event: Any) -> None:
-        failed: list[SubscriberFailed] = []
+        failed: list[SubscriberFailed] | None = None  # made on the first failure only
         for callback in tuple(self._callbacks):
             try:
                 callback(event)
@@ -189,9 +190,12 @@ class EventBus(Generic[E]):
                 # It may already be gone: a callback may remove itself (or another) and then raise.
                 if callback in self._callbacks:
                     self._callbacks.remove(callback)
+                if failed is None:
+                    failed = []
                 failed.append(SubscriberFailed(callback=repr(callback), error=exc))
-        for notice in failed:
-            self.publish(notice)  # type: ignore[arg-type]
+        if failed is not None:
+            for notice in failed:
+                self.publish(notice)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """End every stream subscription (after its buffered events). Idempotent."""
