@@ -11,8 +11,8 @@ import trio
 import trio.testing
 
 import actors
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import ChildSpec, Strategy, SupervisorSpec
-from supervisor.tree._tree import run_tree
 
 from ._harness import Figure, Report
 

@@ -12,8 +12,9 @@ import trio
 import actors
 import supervisor
 from supervisor import Fault, FaultSpec
-from supervisor.tree._specs import BreakerSpec, RetrySpec, ServiceSpec, SupervisorSpec
-from supervisor.tree._tree import run_tree
+from supervisor.tree._rule_specs import BreakerSpec, RetrySpec
+from supervisor.tree._run import run_tree
+from supervisor.tree._specs import ServiceSpec, SupervisorSpec
 
 from ._baselines import RawServer
 from ._harness import Figure, Report, paired_async

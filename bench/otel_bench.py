@@ -9,7 +9,7 @@ from typing import Any
 import trio
 
 import supervisor
-from supervisor.tree._tree import run_tree
+from supervisor.tree._run import run_tree
 
 from ._harness import Figure, Report, paired_async
 from .tree_bench import _plain_spec

@@ -12,16 +12,15 @@ from rich.console import Console
 import actors
 import supervisor
 from supervisor.tree._limit_specs import AdaptiveLimitSpec, HedgeSpec
-from supervisor.tree._specs import (
+from supervisor.tree._rule_specs import (
     BreakerSpec,
     BulkheadSpec,
     FallbackSpec,
     RetrySpec,
-    ServiceSpec,
-    SupervisorSpec,
     ThrottleSpec,
 )
-from supervisor.tree._tree import run_tree
+from supervisor.tree._run import run_tree
+from supervisor.tree._specs import ServiceSpec, SupervisorSpec
 
 from ._baselines import RawServer
 from ._harness import Figure, Report, paired_async

@@ -137,21 +137,21 @@ from .tree._otp import IGNORE as IGNORE
 from .tree._otp import AutoShutdown as AutoShutdown
 from .tree._otp import Ignore as Ignore
 from .tree._otp import RequestError as RequestError
+from .tree._rule_specs import BreakerSpec as BreakerSpec
+from .tree._rule_specs import BulkheadSpec as BulkheadSpec
+from .tree._rule_specs import FallbackSpec as FallbackSpec
+from .tree._rule_specs import RetrySpec as RetrySpec
+from .tree._rule_specs import ThrottleSpec as ThrottleSpec
+from .tree._run import run_tree as run_tree
 from .tree._service import ServiceStatistics as ServiceStatistics
 from .tree._service_ref import ServiceRef as ServiceRef
-from .tree._specs import BreakerSpec as BreakerSpec
-from .tree._specs import BulkheadSpec as BulkheadSpec
 from .tree._specs import ChildSpec as ChildSpec
-from .tree._specs import FallbackSpec as FallbackSpec
 from .tree._specs import Restart as Restart
 from .tree._specs import RestartBackoff as RestartBackoff
-from .tree._specs import RetrySpec as RetrySpec
 from .tree._specs import ServiceSpec as ServiceSpec
 from .tree._specs import Strategy as Strategy
 from .tree._specs import SupervisorSpec as SupervisorSpec
-from .tree._specs import ThrottleSpec as ThrottleSpec
 from .tree._tree import Tree as Tree
-from .tree._tree import run_tree as run_tree
 
 __all__ = [
     "IGNORE",

@@ -60,17 +60,14 @@ from supervisor.rules._budget import BudgetCore
 from supervisor.rules._health import HealthWindow
 from supervisor.rules._rate_breaker import OpenBackoff, RateWindow
 from supervisor.rules._retry_budget import RetryBudget, RetryBudgetConfig
-from supervisor.tree._specs import (
+from supervisor.tree._rule_specs import (
     BreakerSpec,
     BulkheadSpec,
-    ChildSpec,
     FallbackSpec,
-    RestartBackoff,
     RetrySpec,
-    ServiceSpec,
-    SupervisorSpec,
     ThrottleSpec,
 )
+from supervisor.tree._specs import ChildSpec, RestartBackoff, ServiceSpec, SupervisorSpec
 
 
 class Echo(actors.Actor[Any]):

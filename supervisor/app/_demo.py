@@ -53,7 +53,8 @@ from ..observe._events import ChildCrashed, ChildRestarted, IntensityExceeded, R
 from ..observe._snapshot import NodeSnapshot, SystemSnapshot
 from ..rules._breaker import CircuitState, CircuitStateChange
 from ..rules._retry_plan import GiveUpReason
-from ..tree._tree import Tree, run_tree
+from ..tree._run import run_tree
+from ..tree._tree import Tree
 from ._demo_backends import (
     _KEYS,
     _PLANS,

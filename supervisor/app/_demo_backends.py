@@ -17,16 +17,8 @@ from ..rules._faults import Fault, FaultPoint
 from ..rules._rate_breaker import RateWindow
 from ..rules._retry_budget import RetryBudgetConfig
 from ..tree._fault_specs import FaultSpec
-from ..tree._specs import (
-    BreakerSpec,
-    BulkheadSpec,
-    FallbackSpec,
-    RestartBackoff,
-    RetrySpec,
-    ServiceSpec,
-    Strategy,
-    SupervisorSpec,
-)
+from ..tree._rule_specs import BreakerSpec, BulkheadSpec, FallbackSpec, RetrySpec
+from ..tree._specs import RestartBackoff, ServiceSpec, Strategy, SupervisorSpec
 
 _KEYS: Final = 8
 """Distinct request keys per service (so cached answers can serve as fallbacks)."""

@@ -29,8 +29,9 @@ from typing import Any
 import pytest
 
 from ..guards._testing import TestingMode, testing
+from ..tree._run import run_tree
 from ..tree._specs import SupervisorSpec
-from ..tree._tree import Tree, run_tree
+from ..tree._tree import Tree
 from ._recorder import EventRecorder
 
 __all__ = [

@@ -21,8 +21,8 @@ from ..guards._bulkhead import wait_for_slot
 
 if TYPE_CHECKING:
     from ..rules._breaker import Permit
+    from ._rule_specs import BulkheadSpec
     from ._service import GuardedService
-    from ._specs import BulkheadSpec
 
 
 def adaptive_bulkhead_for(spec: BulkheadSpec, path: str) -> AdaptiveBulkhead | None:

@@ -24,21 +24,16 @@ from ..rules._retry_budget import RetryBudgetConfig
 from ._fault_specs import FaultSpec
 from ._limit_specs import AdaptiveLimitSpec, HedgeSpec
 from ._otp import AutoShutdown
+from ._rule_specs import BreakerSpec, BulkheadSpec, FallbackSpec, RetrySpec, ThrottleSpec
+from ._spec_fields import _import, _import_callable
 from ._specs import (
-    BreakerSpec,
-    BulkheadSpec,
     ChildSpec,
-    FallbackSpec,
     Restart,
     RestartBackoff,
-    RetrySpec,
     ServiceSpec,
     Strategy,
     SupervisorSpec,
-    ThrottleSpec,
     _factory,
-    _import,
-    _import_callable,
     _member,
 )
 

@@ -73,9 +73,10 @@ from ..store._base import Store
 from ._faulty import service_injector
 from ._hedging import hedged_attempt
 from ._limits import adaptive_bulkhead_for, ask_within_limit
+from ._rule_specs import FallbackSpec
 from ._service_ref import ServiceRef
 from ._service_rules import RetryStep, breaker_options, settle_error, settle_result
-from ._specs import FallbackSpec, ServiceSpec
+from ._specs import ServiceSpec
 from ._starting import Answered
 
 if TYPE_CHECKING:

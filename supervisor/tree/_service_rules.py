@@ -24,7 +24,7 @@ from ..rules._retry_plan import GiveUpReason, RetryPlan
 
 if TYPE_CHECKING:
     from ..observe._bus import EventBus
-    from ._specs import BreakerSpec, RetrySpec
+    from ._rule_specs import BreakerSpec, RetrySpec
 
 __all__ = ["RetryStep", "breaker_options", "retry_plan", "settle_error", "settle_result"]
 

@@ -30,8 +30,9 @@ from supervisor.console._attach import (
     fetch_snapshot,
     serve_snapshots,
 )
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import ServiceSpec, SupervisorSpec
-from supervisor.tree._tree import Tree, run_tree
+from supervisor.tree._tree import Tree
 
 
 class Echo(actors.Actor[Any]):

@@ -17,8 +17,9 @@ import actors
 from supervisor.console._attach import fetch_snapshot, serve_snapshots
 from supervisor.console._feed import FeedState
 from supervisor.console._monitor import monitor
-from supervisor.tree._specs import BreakerSpec, ChildSpec, ServiceSpec, SupervisorSpec
-from supervisor.tree._tree import run_tree
+from supervisor.tree._rule_specs import BreakerSpec
+from supervisor.tree._run import run_tree
+from supervisor.tree._specs import ChildSpec, ServiceSpec, SupervisorSpec
 
 
 class Backend(actors.Actor[Any]):

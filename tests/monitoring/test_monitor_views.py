@@ -23,8 +23,9 @@ from supervisor.console._monitor import monitor
 from supervisor.console._render import MIN_EVENTS, render
 from supervisor.console._watch import render_watch, sparkline
 from supervisor.observe._snapshot import EventSnapshot, SystemSnapshot
-from supervisor.tree._specs import BreakerSpec, ServiceSpec, SupervisorSpec
-from supervisor.tree._tree import run_tree
+from supervisor.tree._rule_specs import BreakerSpec
+from supervisor.tree._run import run_tree
+from supervisor.tree._specs import ServiceSpec, SupervisorSpec
 
 EXPECTED = Path(__file__).parent / "expected"
 

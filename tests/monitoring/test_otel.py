@@ -15,15 +15,9 @@ import trio.testing
 import actors
 from supervisor import CircuitOpenError, ConfigError, OpenTelemetryExporter
 from supervisor.observe._bus import EventBus
-from supervisor.tree._specs import (
-    BreakerSpec,
-    BulkheadSpec,
-    FallbackSpec,
-    RetrySpec,
-    ServiceSpec,
-    SupervisorSpec,
-)
-from supervisor.tree._tree import run_tree
+from supervisor.tree._rule_specs import BreakerSpec, BulkheadSpec, FallbackSpec, RetrySpec
+from supervisor.tree._run import run_tree
+from supervisor.tree._specs import ServiceSpec, SupervisorSpec
 
 otel_sdk = pytest.importorskip("opentelemetry.sdk", reason="the dev extra installs the SDK")
 

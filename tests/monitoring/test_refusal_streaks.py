@@ -14,8 +14,9 @@ from supervisor import CircuitOpenError
 from supervisor.console._collapse import collapse
 from supervisor.observe._events import Refusal, RequestCompleted, RequestRefused
 from supervisor.observe._metrics import Metrics
-from supervisor.tree._specs import BreakerSpec, ServiceSpec, SupervisorSpec
-from supervisor.tree._tree import run_tree
+from supervisor.tree._rule_specs import BreakerSpec
+from supervisor.tree._run import run_tree
+from supervisor.tree._specs import ServiceSpec, SupervisorSpec
 
 
 class Echo(actors.Actor[Any]):

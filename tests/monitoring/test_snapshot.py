@@ -15,15 +15,9 @@ from supervisor.observe._prometheus import PrometheusCollector, prometheus_text
 from supervisor.observe._snapshot import snapshot_from_json, snapshot_to_json
 from supervisor.rules._health import HealthChange
 from supervisor.tree._loading import load_tree
-from supervisor.tree._specs import (
-    BreakerSpec,
-    BulkheadSpec,
-    ChildSpec,
-    RetrySpec,
-    ServiceSpec,
-    SupervisorSpec,
-)
-from supervisor.tree._tree import run_tree
+from supervisor.tree._rule_specs import BreakerSpec, BulkheadSpec, RetrySpec
+from supervisor.tree._run import run_tree
+from supervisor.tree._specs import ChildSpec, ServiceSpec, SupervisorSpec
 
 try:
     import prometheus_client

@@ -12,8 +12,8 @@ import trio.testing
 
 import actors
 from supervisor.observe._bus import EventBus
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import ServiceSpec, SupervisorSpec
-from supervisor.tree._tree import run_tree
 
 
 class Echo(actors.Actor[Any]):

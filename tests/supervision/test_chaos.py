@@ -68,19 +68,11 @@ from supervisor.observe._events import (
 )
 from supervisor.rules._breaker import CircuitState, CircuitStateChange
 from supervisor.tree._children import SupervisorGaveUp
+from supervisor.tree._rule_specs import BreakerSpec, BulkheadSpec, FallbackSpec, RetrySpec
+from supervisor.tree._run import run_tree
 from supervisor.tree._service_ref import ServiceRef
-from supervisor.tree._specs import (
-    BreakerSpec,
-    BulkheadSpec,
-    FallbackSpec,
-    Restart,
-    RestartBackoff,
-    RetrySpec,
-    ServiceSpec,
-    Strategy,
-    SupervisorSpec,
-)
-from supervisor.tree._tree import Tree, run_tree
+from supervisor.tree._specs import Restart, RestartBackoff, ServiceSpec, Strategy, SupervisorSpec
+from supervisor.tree._tree import Tree
 
 HANG: Final = 6.0
 """How long a hanging handler sleeps: past every timeout drawn below."""

@@ -31,15 +31,15 @@ from supervisor.observe._events import (
     RequestRefused,
     RetryScheduled,
 )
-from supervisor.tree._service import GuardedService, ServiceStatistics
-from supervisor.tree._specs import (
+from supervisor.tree._rule_specs import (
     BreakerSpec,
     BulkheadSpec,
     FallbackSpec,
     RetrySpec,
-    ServiceSpec,
     ThrottleSpec,
 )
+from supervisor.tree._service import GuardedService, ServiceStatistics
+from supervisor.tree._specs import ServiceSpec
 
 PATH = "app/db"
 

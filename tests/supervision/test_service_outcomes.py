@@ -20,15 +20,15 @@ from supervisor import (
 )
 from supervisor.observe._bus import EventBus
 from supervisor.observe._events import FallbackUsed, RequestCompleted, RequestFailed, RequestRefused
-from supervisor.tree._service import GuardedService
-from supervisor.tree._specs import (
+from supervisor.tree._rule_specs import (
     BreakerSpec,
     BulkheadSpec,
     FallbackSpec,
     RetrySpec,
-    ServiceSpec,
     ThrottleSpec,
 )
+from supervisor.tree._service import GuardedService
+from supervisor.tree._specs import ServiceSpec
 
 
 class Boom(Exception):

@@ -23,7 +23,7 @@ from supervisor import (
     load_tree,
 )
 from supervisor.observe._events import ChildCrashed, RequestFailed
-from supervisor.tree._tree import run_tree
+from supervisor.tree._run import run_tree
 
 
 class BackendError(RequestError):

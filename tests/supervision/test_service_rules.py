@@ -34,8 +34,9 @@ from supervisor.observe._bus import EventBus
 from supervisor.observe._events import RequestCompleted, RequestFailed, RetryScheduled
 from supervisor.tree._limit_specs import HedgeSpec
 from supervisor.tree._loading import load_tree, load_tree_file
+from supervisor.tree._rule_specs import BreakerSpec, BulkheadSpec, RetrySpec
 from supervisor.tree._service import GuardedService
-from supervisor.tree._specs import BreakerSpec, BulkheadSpec, RetrySpec, ServiceSpec
+from supervisor.tree._specs import ServiceSpec
 
 PATH = "app/api"
 

@@ -14,8 +14,8 @@ import actors
 from supervisor import ConfigError
 from supervisor.observe._events import ChildCrashed, ChildRestarted, RestartScheduled
 from supervisor.tree._children import ChildState
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import ChildSpec, RestartBackoff, Strategy
-from supervisor.tree._tree import run_tree
 
 LONG = RestartBackoff(initial_delay=60.0, factor=1.0, max_delay=60.0, jitter=False)
 TEN = RestartBackoff(initial_delay=10.0, factor=1.0, max_delay=10.0, jitter=False)

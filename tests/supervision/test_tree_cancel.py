@@ -8,7 +8,7 @@ import trio.testing
 from test_tree_support import Log, Recorder, child, sup
 
 from supervisor.observe._events import ChildStopped
-from supervisor.tree._tree import run_tree
+from supervisor.tree._run import run_tree
 
 
 def test_keyboard_interrupt_in_the_body_stops_the_tree_in_order_and_propagates() -> None:

@@ -11,8 +11,8 @@ import actors
 from supervisor._errors import ConfigError
 from supervisor.observe._events import ChildStarted, ChildStopped
 from supervisor.tree._children import ChildInfo, ChildState
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import Restart
-from supervisor.tree._tree import run_tree
 
 
 async def test_which_children_describes_every_child_in_start_order(

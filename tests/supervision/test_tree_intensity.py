@@ -12,8 +12,9 @@ from test_tree_support import Boom, Log, Recorder, child, sup
 import actors
 from supervisor.observe._events import ChildCrashed, ChildRestarted, IntensityExceeded
 from supervisor.tree._children import SupervisorGaveUp
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import RestartBackoff, Strategy
-from supervisor.tree._tree import Tree, run_tree
+from supervisor.tree._tree import Tree
 
 needs_suspend = pytest.mark.skipif(
     not hasattr(actors.ActorSystem, "suspend"),

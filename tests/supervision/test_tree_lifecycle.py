@@ -9,8 +9,8 @@ from test_tree_support import Boom, Log, Recorder, child, sup
 
 import actors
 from supervisor.observe._events import ChildStarted, ChildStopped
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import INFINITY
-from supervisor.tree._tree import run_tree
 
 
 async def test_children_start_in_order_each_fully_started_before_the_next(

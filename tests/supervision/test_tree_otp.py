@@ -14,8 +14,8 @@ from test_tree_support import Log, Recorder, Worker, child, sup
 import actors
 from supervisor.observe._events import ChildCrashed, ChildRestarted, ChildStopped
 from supervisor.tree._children import ChildState, SupervisorGaveUp
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import ChildSpec, Restart, ServiceSpec, Strategy
-from supervisor.tree._tree import run_tree
 
 
 async def states(tree: Any, path: str | None = None) -> list[tuple[str, ChildState, int]]:

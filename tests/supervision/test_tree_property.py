@@ -10,8 +10,9 @@ from test_tree_support import Log, Recorder, child, sup
 
 from supervisor.observe._events import ChildCrashed, ChildRestarted, IntensityExceeded
 from supervisor.tree._children import SupervisorGaveUp
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import Strategy
-from supervisor.tree._tree import Tree, run_tree
+from supervisor.tree._tree import Tree
 
 NAMES = "abc"
 

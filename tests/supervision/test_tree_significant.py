@@ -13,8 +13,8 @@ from test_tree_support import Log, Recorder, child, sup
 from supervisor import AutoShutdown, ConfigError, load_tree
 from supervisor.observe._events import AutoShutdownTriggered, ChildRestarted, ChildStopped
 from supervisor.tree._children import ChildState, SupervisorShutdown
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import ChildSpec, Restart, ServiceSpec, Strategy, SupervisorSpec
-from supervisor.tree._tree import run_tree
 
 ANY = AutoShutdown.ANY_SIGNIFICANT
 ALL = AutoShutdown.ALL_SIGNIFICANT

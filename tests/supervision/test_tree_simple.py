@@ -13,8 +13,8 @@ import actors
 from supervisor import IGNORE, ChildCount, ConfigError, Ignore, load_tree
 from supervisor.observe._events import ChildIgnored, ChildRestarted, IntensityExceeded
 from supervisor.tree._children import ChildState
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import ChildSpec, Restart, ServiceSpec, Strategy, SupervisorSpec
-from supervisor.tree._tree import run_tree
 
 
 class Job(Worker):

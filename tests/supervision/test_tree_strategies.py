@@ -11,8 +11,8 @@ from test_tree_support import Boom, Log, Recorder, child, sup
 import actors
 from supervisor.observe._events import ChildCrashed, ChildRestarted, ChildStarted, ChildStopped
 from supervisor.tree._children import ChildState
+from supervisor.tree._run import run_tree
 from supervisor.tree._specs import Restart, RestartBackoff, Strategy
-from supervisor.tree._tree import run_tree
 
 needs_suspend = pytest.mark.skipif(
     not hasattr(actors.ActorSystem, "suspend"),
