@@ -25,7 +25,7 @@ from .console._render import render as render
 from .guards._adaptive import AdaptiveBulkhead as AdaptiveBulkhead
 from .guards._adaptive import adaptive_bulkhead as adaptive_bulkhead
 from .guards._breaker import CircuitBreaker as CircuitBreaker
-from .guards._breaker import circuit_breaker as circuit_breaker
+from .guards._breaker_factory import circuit_breaker as circuit_breaker
 from .guards._bulkhead import Bulkhead as Bulkhead
 from .guards._bulkhead import BulkheadStatistics as BulkheadStatistics
 from .guards._bulkhead import bulkhead as bulkhead

@@ -1,4 +1,4 @@
-"""The circuit breaker's trio shell: :class:`CircuitBreaker` and :func:`circuit_breaker`.
+"""The circuit breaker's trio shell: :class:`CircuitBreaker` (its factory is in `_breaker_factory`).
 
 It drives the pure :class:`~supervisor.cores.BreakerCore` (``supervisor/rules/_breaker.py``) and
 reads ``trio.current_time()`` only where a decision needs it, so a call through a closed breaker
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -573,79 +573,3 @@ def _not_a_generator(method: str, fn: object) -> None:
             f"{method}() runs a function to its result, and {qualname_of(fn)!r} is {what} "
             "(its work happens while it is iterated): decorate it with the breaker instead"
         )
-
-
-def circuit_breaker(
-    failure_threshold: int | Unset = UNSET,
-    success_threshold: int | Unset = UNSET,
-    timeout: float | Unset = UNSET,
-    expected_exception: ExceptionTypes | Unset = UNSET,
-    *,
-    half_open_max_calls: int | Unset = UNSET,
-    config: CircuitBreakerConfig | None = None,
-    name: str | None = None,
-    clock: Callable[[], float] | None = None,
-    store: Store | None = None,
-    window: RateWindow | None = None,
-    open_backoff: OpenBackoff | None = None,
-    exclude: ExcludeOption = (),
-    is_failure: Callable[[Exception], object] | None = None,
-    is_failure_result: Callable[[Any], object] | None = None,
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorator factory: each decorated function gets its own :class:`CircuitBreaker`, named after
-    its ``__qualname__`` (or ``name``), shared by every caller and, for a method, every instance.
-
-    Parameters are those of :class:`CircuitBreaker`; environment variables are read, and every value
-    checked, when ``circuit_breaker(...)`` is called. The wrapper exposes its breaker as
-    ``fn.breaker``. With ``store``, every process's breaker of the same function (the same
-    ``__qualname__``, or ``name``) is one rule.
-
-    Raises:
-        ConfigError: a bad argument, config field or environment value (at this call).
-        TypeError: the decorated object is not callable.
-    """
-    beyond: dict[str, Any] = {
-        "window": window,
-        "open_backoff": open_backoff,
-        "exclude": exclude,
-        "is_failure": is_failure,
-        "is_failure_result": is_failure_result,
-    }
-    template = CircuitBreaker(
-        name or "<template>",
-        failure_threshold,
-        success_threshold,
-        timeout,
-        expected_exception,
-        half_open_max_calls=half_open_max_calls,
-        config=config,
-        clock=clock,
-        **beyond,
-    )
-    if store is not None and not isinstance(store, Store):
-        raise ConfigError(f"`store` must be a MemoryStore or a RedisStore (got {shown(store)})")
-    if store is not None and template._measured is not None:
-        raise TypeError(
-            "`window`, `open_backoff`, `exclude`, `is_failure` and `is_failure_result` keep the "
-            f"breaker's state in this process: they cannot be combined with `store` (got "
-            f"store={shown(store)})"
-        )
-    settled: Sequence[Any] = (
-        template.failure_threshold,
-        template.success_threshold,
-        template.timeout,
-        template.expected_exception,
-    )
-
-    def decorator(fn: Callable[P, R]) -> Callable[P, R]:
-        breaker = CircuitBreaker(
-            name or qualname_of(fn),
-            *settled,
-            half_open_max_calls=template.half_open_max_calls,
-            clock=clock,
-            store=store,
-            **beyond,
-        )
-        return breaker(fn)
-
-    return decorator

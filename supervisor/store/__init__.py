@@ -29,10 +29,10 @@ from ._fleet import FleetView as FleetView
 from ._fleet import LeaseAction as LeaseAction
 from ._fleet import Report as Report
 from ._fleet import booking_time as booking_time
-from ._redis import URL_ENV as URL_ENV
 from ._redis import RedisStore as RedisStore
 from ._redis import RedisStoreStatistics as RedisStoreStatistics
-from ._redis import redact_url as redact_url
+from ._redis_connect import URL_ENV as URL_ENV
+from ._redis_connect import redact_url as redact_url
 
 __all__ = [
     "URL_ENV",

@@ -26,10 +26,9 @@ import itertools
 import os
 import secrets
 import socket
-import urllib.parse
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -43,7 +42,10 @@ from ..rules._window import SlidingWindowCore
 from ._base import BreakerSettings, Store, ThrottleBinding, check_name, check_same
 from ._errors import StoreAuthError, StoreConnectionError
 from ._events import StoreEvent
-from ._fleet import Availability, FleetBreakerCore, FleetState, FleetView, LeaseAction, Report
+from ._fleet import Availability, FleetBreakerCore
+from ._redis_connect import _check_prefix, _coredis, _describe, _is_outage, _leaves, _resolve_url
+from ._redis_sync import BreakerSync
+from ._redis_throttle import _FleetThrottle
 from ._scripts import BREAKER_SYNC, THROTTLE_ADMIT
 
 if TYPE_CHECKING:
@@ -52,100 +54,7 @@ if TYPE_CHECKING:
     import coredis
     from coredis.commands import Script
 
-__all__ = ["URL_ENV", "RedisStore", "RedisStoreStatistics", "redact_url"]
-
-URL_ENV: Final = "SUPERVISOR_REDIS_URL"
-"""The environment variable that gives :meth:`RedisStore.connect` its default URL."""
-
-_SCHEMES: Final = ("redis", "rediss", "unix")
-_EXTRA_HINT: Final = "RedisStore needs coredis: pip install 'trio-supervisor[redis]'"
-
-
-def _coredis() -> Any:
-    """The coredis module, imported on first use; ImportError naming the extra without it."""
-    try:
-        import coredis  # noqa: PLC0415 - the optional extra, imported only when it is used
-        import coredis.exceptions  # noqa: PLC0415
-        import coredis.retry  # noqa: PLC0415
-    except ImportError as exc:
-        raise ImportError(_EXTRA_HINT) from exc
-    return coredis
-
-
-def _outage_types() -> tuple[type[BaseException], ...]:
-    return (_coredis().exceptions.RedisError, OSError, TimeoutError, trio.TooSlowError)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, fit to show in a message."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:
-        return "<unparsable URL>"
-
-
-def _resolve_url(url: str | None) -> tuple[str, str]:
-    # The URL to connect to and the one to show; ConfigError naming the source and the value.
-    source = "`url`"
-    if url is None:
-        source = f"environment variable {URL_ENV}"
-        url = os.environ.get(URL_ENV)
-        if not url:
-            raise ConfigError(f"`url` was not given and environment variable {URL_ENV} is not set")
-    if not isinstance(url, str):
-        raise ConfigError(f"`url` must be a redis:// URL string (got {show_value(url)})")
-    shown = redact_url(url)
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{source} must be a valid redis:// URL (got {shown!r}: {exc})") from exc
-    if parts.scheme not in _SCHEMES:
-        raise ConfigError(f"{source} must be a redis://, rediss:// or unix:// URL (got {shown!r})")
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise ConfigError(f"{source} must name a socket path (got {shown!r})")
-        return url, shown
-    if not parts.hostname:
-        raise ConfigError(f"{source} must name a host (got {shown!r})")
-    if port == 0:
-        raise ConfigError(f"{source} must name a port from 1 to 65535 (got {shown!r})")
-    db = parts.path.lstrip("/")
-    if db and not db.isdigit():
-        raise ConfigError(f"{source} must end in a database number, if any (got {shown!r})")
-    return url, shown
-
-
-def _check_prefix(prefix: object) -> str:
-    bad = set("{}*?[]\\ ")
-    if not isinstance(prefix, str) or not prefix or bad & set(prefix):
-        raise ConfigError(
-            "`prefix` must be a non-empty string without braces, spaces or glob characters "
-            f"(got {show_value(prefix)})"
-        )
-    return prefix
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
-    return [error]
-
-
-def _is_outage(error: BaseException) -> bool:
-    """Whether ``error`` (or every exception of a group) says the server cannot be reached."""
-    outages = _outage_types()
-    return all(isinstance(leaf, outages) for leaf in _leaves(error))
-
-
-def _describe(error: BaseException) -> BaseException:
-    leaves = _leaves(error)
-    return leaves[0] if leaves else error
+__all__ = ["RedisStore", "RedisStoreStatistics"]
 
 
 @attrs.frozen(kw_only=True)
@@ -187,61 +96,7 @@ class RedisStoreStatistics:
     the latest is kept as :attr:`RedisStore.last_listener_error`)."""
 
 
-@attrs.define(eq=False)
-class _Sync:
-    # One breaker's part of a pipelined sync: what was taken from its core, to apply or restore.
-    core: FleetBreakerCore
-    report: Report | None
-    action: LeaseAction | None
-    request: Any = None
-
-
-class _FleetThrottle:
-    """One throttle's admission by the fleet: one script call on Redis's clock."""
-
-    __slots__ = ("_args", "_key", "_store", "name")
-
-    def __init__(self, store: RedisStore, name: str, max_calls: int, period: float) -> None:
-        self._store = store
-        self.name = name
-        self._key = store._key(name, "log")
-        period_us = round((period + store._options.throttle_margin) * 1e6)
-        self._args = (str(period_us), str(max_calls))
-
-    async def admit(self, *, wait: bool) -> float | None:
-        """See :class:`~supervisor.store.FleetThrottleLink`."""
-        store = self._store
-        if not store._availability.up or store._closed:
-            return None
-        member = store._next_member()
-        mode = "wait" if wait else "raise"
-        try:
-            with trio.fail_after(store._options.timeout):
-                store._commands += 1
-                reply: Any = await store._throttle_script(
-                    [self._key], [self._args[0], self._args[1], mode, member]
-                )
-        except BaseException as exc:
-            if wait:  # the slot may have been booked before the answer was lost or abandoned
-                store._cancel_booking(self._key, member)
-            if not _is_outage(exc):
-                raise
-            store._failed(exc)
-            return None
-        admitted, delay_us = cast("Sequence[int]", reply)
-        delay = int(delay_us) / 1e6
-        if not admitted:
-            return delay if delay > 0.0 else 1e-6
-        if delay > 0.0:
-            try:
-                await trio.sleep(delay)
-            except BaseException:
-                store._cancel_booking(self._key, member)  # a cancelled waiter takes no slot
-                raise
-        return 0.0
-
-
-class RedisStore(Store):
+class RedisStore(BreakerSync, Store):
     """Rule state shared through Redis by every process that uses the same server and prefix.
 
     Open it with ``async with RedisStore.connect(url) as store:`` under trio, and give it to
@@ -594,149 +449,3 @@ class RedisStore(Store):
             except Exception as exc:  # the owner's listeners: counted, never fatal here
                 self._listener_errors += 1
                 self.last_listener_error = exc
-
-    # -- the sync loop ----------------------------------------------------------------------------
-
-    async def _sync_loop(self) -> None:
-        while True:
-            await trio.sleep(self._options.flush_interval)
-            await self.sync()
-
-    def _plan(self, now: float) -> list[_Sync]:
-        options = self._options
-        everything = self._resync_all or not self._availability.up
-        self._resync_all = False
-        plan = []
-        for core in self._breakers.values():
-            if everything:
-                core.resync()
-            elif not core.sync_due(now, resync=options.resync_interval, lease=options.lease):
-                continue
-            plan.append(_Sync(core, core.take_report(), core.lease_action(now, options.lease)))
-        return plan
-
-    def _breaker_args(self, sync: _Sync) -> tuple[list[str], list[str]]:
-        core, options = sync.core, self._options
-        name = core.name
-        successes, failures = core.take_counts()
-        timeout_ms = max(1, round(core.timeout * 1000))
-        window_ms = max(10, round(options.window * 1000))
-        keys = [self._key(name, "state"), self._key(name, "window"), self._key(name, "lease")]
-        args = [
-            "sync" if sync.report is None else sync.report.value,
-            str(successes),
-            str(failures),
-            str(core.failure_threshold),
-            repr(options.failure_ratio),
-            str(window_ms),
-            str(max(1, window_ms // 10)),
-            str(timeout_ms),
-            "" if sync.action is None else sync.action.value,
-            self._holder,
-            str(max(1, round(options.lease * 1000))),
-            self._key(name, "bus"),
-            str(max(86_400_000, 10 * (timeout_ms + window_ms))),
-        ]
-        return keys, args
-
-    async def sync(self, *, final: bool = False) -> None:
-        """Run one sync now (the sync loop does this every ``flush_interval``): send what the
-        breakers have to say, take back the fleet's views, and drop cancelled throttle bookings.
-        ``final``: only what must not be lost (reports, counted failures, bookings), as the
-        store closes.
-
-        Never raises for an unreachable server: the store turns local instead.
-        """
-        if self._closed or (final and not self._availability.up):
-            return
-        now = trio.current_time()
-        plan = self._plan(now)
-        if final:
-            plan = [s for s in plan if s.report is not None or s.core.failures_unsent]
-        cancelled, self._cancelled = self._cancelled, []
-        probe = not plan and not cancelled and not self._availability.up
-        if not plan and not cancelled and not probe:
-            return
-        try:
-            with trio.fail_after(self._options.timeout):
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for sync in plan:
-                        keys, args = self._breaker_args(sync)
-                        sync.request = self._breaker_script(keys, args, client=pipe)
-                    for key, member in cancelled:
-                        pipe.zrem(key, [member])
-                    if probe:
-                        pipe.ping()
-                self._commands += len(plan) + len(cancelled) + probe
-                replies = [await sync.request for sync in plan]
-        except BaseException as exc:
-            if not _is_outage(exc):
-                raise
-            for sync in plan:
-                if sync.report is not None:
-                    sync.core.restore_report(sync.report)  # sent again after the outage
-            self._failed(exc)
-            return
-        self._succeeded()
-        now = trio.current_time()
-        for sync, reply in zip(plan, replies, strict=True):
-            self._apply_reply(sync, cast("Sequence[Any]", reply), now)
-
-    def _apply_reply(self, sync: _Sync, reply: Sequence[Any], now: float) -> None:
-        state, epoch, generation, remaining_ms, holder, cause, granted = reply
-        core = sync.core
-        view = FleetView(
-            state=FleetState(state),
-            epoch=int(epoch),
-            generation=str(generation),
-            remaining=int(remaining_ms) / 1000,
-            holder=str(holder),
-            cause=str(cause),
-        )
-        if sync.report in (Report.CLOSE, Report.REOPEN) and view.cause != sync.report.value:
-            core.resync()  # the fleet refused the report (the lease was gone): follow it anew
-        core.apply(view, now)
-        if int(granted):
-            core.lease_granted(now)
-        core.synced(now)
-        self._notify(core.name, core)
-
-    # -- the listen loop --------------------------------------------------------------------------
-
-    async def _listen_loop(self) -> None:
-        pattern = f"{self._prefix}:{{*}}:bus"
-        while True:
-            try:
-                async with self._client.pubsub(
-                    patterns=[pattern],
-                    ignore_subscribe_messages=True,
-                    retry_policy=_coredis().retry.NoRetryPolicy(),
-                ) as pubsub:
-                    self._resync_all = True  # what was published while unsubscribed is lost
-                    async for message in pubsub:
-                        self._on_message(str(message["channel"]), str(message["data"]))
-            except BaseException as exc:
-                if not _is_outage(exc):
-                    raise
-            await trio.sleep(self._options.flush_interval)
-
-    def _on_message(self, channel: str, data: str) -> None:
-        name = self._name_of(channel)
-        core = None if name is None else self._breakers.get(name)
-        if core is None:
-            return
-        try:
-            state, epoch, generation, remaining_ms, holder, cause = data.split(" ")
-            view = FleetView(
-                state=FleetState(state),
-                epoch=int(epoch),
-                generation=generation,
-                remaining=int(remaining_ms) / 1000,
-                holder="" if holder == "-" else holder,
-                cause=cause,
-            )
-        except ValueError:
-            return  # not one of ours: the periodic resync still brings the state
-        self._messages += 1
-        core.apply(view, trio.current_time())
-        self._notify(core.name, core)
