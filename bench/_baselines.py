@@ -2,11 +2,55 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
+import attrs
 import trio
+import trio.testing
 
-__all__ = ["RawServer"]
+__all__ = ["IdleTasksRun", "RawServer", "raw_idle_tasks"]
+
+
+@attrs.frozen
+class IdleTasksRun:
+    """What :func:`raw_idle_tasks` measured."""
+
+    spawn: float
+    """Seconds to start every task, until all of them were blocked."""
+    stop: float
+    """Seconds to close every channel and see every task exit."""
+    used: float
+    """``measure()`` once all were blocked, minus ``measure()`` before the first started."""
+
+
+async def raw_idle_tasks(count: int, *, measure: Callable[[], float] = lambda: 0.0) -> IdleTasksRun:
+    """The raw trio baseline of every spawn, teardown and memory-per-actor figure: ``count``
+    tasks, each blocked on its own memory channel, started and then stopped by closing the
+    channels. ``measure`` (memory in use: tracemalloc's, or the RSS) is read before the first
+    task starts and once all are blocked."""
+    senders = []
+    async with trio.open_nursery() as nursery:
+
+        async def idle(receive: trio.MemoryReceiveChannel[Any]) -> None:
+            async with receive:
+                async for _ in receive:
+                    pass
+
+        before = measure()
+        start = time.perf_counter()
+        for _ in range(count):
+            send, receive = trio.open_memory_channel[Any](1000)
+            senders.append(send)
+            nursery.start_soon(idle, receive)
+        await trio.testing.wait_all_tasks_blocked()
+        spawned = time.perf_counter()
+        used = measure() - before
+        for send in senders:
+            send.close()
+    stopped = time.perf_counter()
+    return IdleTasksRun(spawn=spawned - start, stop=stopped - spawned, used=used)
 
 
 class RawServer:

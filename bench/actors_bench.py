@@ -13,7 +13,7 @@ import trio.testing
 
 import actors
 
-from ._baselines import RawServer
+from ._baselines import RawServer, raw_idle_tasks
 from ._harness import Figure, Report, paired_async
 
 SECTION = "actors"
@@ -186,30 +186,15 @@ async def _tell_throughput(report: Report, ops: int, batch: int = 1000) -> None:
 
 async def _idle_raw(count: int, measure_memory: bool) -> tuple[float, float]:
     gc.collect()
-    if measure_memory:
+    if not measure_memory:
+        run = await raw_idle_tasks(count)
+    else:
         tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0] if measure_memory else 0
-    senders = []
-    start = time.perf_counter()
-    async with trio.open_nursery() as nursery:
-
-        async def idle(receive: trio.MemoryReceiveChannel[Any]) -> None:
-            async with receive:
-                async for _ in receive:
-                    pass
-
-        for _ in range(count):
-            send, receive = trio.open_memory_channel[Any](1000)
-            senders.append(send)
-            nursery.start_soon(idle, receive)
-        await trio.testing.wait_all_tasks_blocked()
-        elapsed = time.perf_counter() - start
-        used = tracemalloc.get_traced_memory()[0] - before if measure_memory else 0
-        if measure_memory:
+        try:
+            run = await raw_idle_tasks(count, measure=lambda: tracemalloc.get_traced_memory()[0])
+        finally:
             tracemalloc.stop()
-        for send in senders:
-            send.close()
-    return elapsed / count * 1e6, used / count
+    return run.spawn / count * 1e6, run.used / count
 
 
 async def _idle_ours(count: int, measure_memory: bool) -> tuple[float, float, float]:

@@ -7,13 +7,11 @@ import statistics
 import time
 from typing import Any
 
-import trio
-import trio.testing
-
 import actors
 from supervisor.tree._run import run_tree
 from supervisor.tree._specs import ChildSpec, Strategy, SupervisorSpec
 
+from ._baselines import raw_idle_tasks
 from ._harness import Figure, Report
 
 SECTION = "dynamic"
@@ -41,25 +39,8 @@ async def _raw(count: int) -> tuple[float, float]:
     """Start ``count`` tasks each blocked on its own channel, then stop them: microseconds per
     task for each."""
     gc.collect()
-    senders = []
-    start = time.perf_counter()
-    async with trio.open_nursery() as nursery:
-
-        async def idle(receive: trio.MemoryReceiveChannel[Any]) -> None:
-            async with receive:
-                async for _ in receive:
-                    pass
-
-        for _ in range(count):
-            send, receive = trio.open_memory_channel[Any](1000)
-            senders.append(send)
-            nursery.start_soon(idle, receive)
-        await trio.testing.wait_all_tasks_blocked()
-        started = time.perf_counter()
-        for send in senders:
-            send.close()
-    stopped = time.perf_counter()
-    return (started - start) / count * 1e6, (stopped - started) / count * 1e6
+    run = await raw_idle_tasks(count)
+    return run.spawn / count * 1e6, run.stop / count * 1e6
 
 
 async def _ours(count: int) -> tuple[float, float]:

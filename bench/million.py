@@ -22,6 +22,7 @@ import trio.testing
 
 import actors
 
+from ._baselines import raw_idle_tasks
 from ._harness import Figure, Report
 
 SECTION = "million"
@@ -58,28 +59,8 @@ async def _ours(count: int) -> dict[str, float]:
 async def _raw(count: int) -> dict[str, float]:
     gc.collect()
     gc.freeze()
-    before = _rss()
-    senders = []
-    async with trio.open_nursery() as nursery:
-
-        async def idle(receive: trio.MemoryReceiveChannel[Any]) -> None:
-            async with receive:
-                async for _ in receive:
-                    pass
-
-        start = time.perf_counter()
-        for _ in range(count):
-            send, receive = trio.open_memory_channel[Any](1000)
-            senders.append(send)
-            nursery.start_soon(idle, receive)
-        await trio.testing.wait_all_tasks_blocked()
-        spawned = time.perf_counter() - start
-        used = _rss() - before
-        stopping = time.perf_counter()
-        for send in senders:
-            send.close()
-    stopped = time.perf_counter() - stopping
-    return {"spawn": spawned, "stop": stopped, "rss": used, "live": count}
+    run = await raw_idle_tasks(count, measure=_rss)
+    return {"spawn": run.spawn, "stop": run.stop, "rss": run.used, "live": count}
 
 
 def child(kind: str, count: int) -> None:
