@@ -1,7 +1,7 @@
 """Real processes sharing one throttle and one breaker through a real Redis server.
 
 These use real time and real processes (no mock stands in for Redis or for a process): few and
-short. Each worker is ``tests/fleet/fleet_worker.py``; it imports this worktree's code.
+short. Each worker is ``tests/fleet/fleet_worker.py``; it imports this checkout's code.
 """
 
 from __future__ import annotations
