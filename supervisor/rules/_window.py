@@ -8,14 +8,6 @@ from array import array
 from .._config import COUNT, DURATION
 from .._errors import ConfigError, shown
 
-_FIRST_CAPACITY = 16
-"""Slots the ring starts with (fewer when ``max_calls`` is smaller); it doubles when full, up to
-``max_calls``."""
-
-
-def _slots(capacity: int) -> array[float]:
-    return array("d", bytes(8 * capacity))
-
 
 class SlidingWindowCore:
     """Pure sliding-window rate limit: at most ``max_calls`` admissions in any ``period``.
@@ -27,114 +19,63 @@ class SlidingWindowCore:
 
     Times must be passed in non-decreasing order. Nothing here reads a clock.
 
-    Storage: the start times are C doubles in a ring buffer (an ``array('d')``), 8 bytes per
-    admission in the window and no Python object per admission, so the garbage collector has
-    nothing to walk however many admissions the window holds. The ring starts with 16 slots
-    (``max_calls`` if fewer) and doubles when full, never past ``max_calls``; :meth:`reset`
-    gives the memory back.
+    Storage: the start times are C doubles in one ``array('d')``, oldest first, from a head
+    index on; an expired start only moves the head, and the expired prefix is cut off once it
+    is longer than the rest. That is 8 bytes per admission in the window (at most twice that
+    just before a cut), no Python object per admission, and nothing for the garbage collector
+    to walk, however many admissions the window holds.
     """
 
-    __slots__ = (
-        "_count",
-        "_due",
-        "_head",
-        "_times",
-        "admitted",
-        "max_calls",
-        "period",
-        "refused",
-    )
+    __slots__ = ("_due", "_head", "_times", "admitted", "max_calls", "period", "refused")
 
     def __init__(self, max_calls: int, period: float) -> None:
         self.max_calls = int(COUNT.check("max_calls", max_calls))
         self.period = float(DURATION.check("period", period))
-        # The ring: ``_count`` start times from slot ``_head`` on, wrapping around the end.
-        self._times = _slots(min(self.max_calls, _FIRST_CAPACITY))
+        self._times: array[float] = array("d")
+        """Every recorded start; those before ``_head`` have expired."""
         self._head = 0
-        self._count = 0
-        # Never later than the time the oldest recorded start leaves the window (``inf`` when
-        # none is recorded): before it, nothing can expire and nobody needs to look.
         self._due = math.inf
+        """When the oldest recorded start leaves the window (``inf``: none is recorded). Before
+        it nothing can expire, so nobody needs to look."""
         self.admitted = 0
         """Admissions so far (all time; a call of ``amount`` n counts n)."""
         self.refused = 0
         """Calls to :meth:`try_admit` that did not admit (all time)."""
 
     def _expire(self, now: float) -> None:
-        times, period = self._times, self.period
-        capacity = len(times)
-        head, count = self._head, self._count
-        while count:
+        times, period, head = self._times, self.period, self._head
+        end = len(times)
+        while head < end:
             due = times[head] + period
             if due > now:
-                self._due = due
                 break
             head += 1
-            if head == capacity:
-                head = 0
-            count -= 1
         else:
-            self._due = math.inf
+            due = math.inf
+        self._due = due
+        if head * 2 > end:  # the expired prefix outgrew the window: cut it off
+            del times[:head]
             head = 0
-        self._head, self._count = head, count
+        self._head = head
 
-    def _start(self, index: int) -> float:
-        # The ``index``-th oldest recorded start (0: the oldest; ``index < _count``).
+    def _take(self, now: float, amount: int) -> None:
+        # Record ``amount`` (> 1) starts at ``now``: the caller saw room for them.
         times = self._times
-        slot = self._head + index
-        if slot >= len(times):
-            slot -= len(times)
-        return times[slot]
-
-    def _record(self, now: float, amount: int) -> None:
-        # Append ``amount`` starts at ``now`` (the caller made sure the window has room).
-        count = self._count
-        times = self._times
-        if count + amount > len(times):
-            times = self._grow(count + amount)
-        capacity = len(times)
-        tail = self._head + count
-        if tail >= capacity:
-            tail -= capacity
-        if amount == 1:
-            times[tail] = now
-        else:
-            for _ in range(amount):
-                times[tail] = now
-                tail += 1
-                if tail == capacity:
-                    tail = 0
-        if count == 0:
+        if len(times) == self._head:
             self._due = now + self.period
-        self._count = count + amount
+        times.extend([now] * amount)
         self.admitted += amount
-
-    def _grow(self, needed: int) -> array[float]:
-        times, head, count = self._times, self._head, self._count
-        capacity = len(times)
-        while capacity < needed:
-            capacity *= 2
-        capacity = min(capacity, self.max_calls)
-        end = head + count
-        if end <= len(times):
-            grown = times[head:end]
-        else:
-            grown = times[head:]
-            grown.extend(times[: end - len(times)])
-        grown.extend(_slots(capacity - count))
-        self._times, self._head = grown, 0
-        return grown
 
     def in_window(self, now: float) -> int:
         """How many admissions are in the window ending at ``now``."""
         if now >= self._due:
             self._expire(now)
-        return self._count
+        return len(self._times) - self._head
 
     @property
     def recorded(self) -> int:
         """Admissions recorded and not yet expired by a later call (no time needed)."""
-        return self._count
+        return len(self._times) - self._head
 
     def check_amount(self, amount: int) -> int:
         """``amount`` if it is an integer from 1 to ``max_calls``, else :class:`ConfigError`
@@ -158,11 +99,12 @@ class SlidingWindowCore:
             self.check_amount(amount)
         if now >= self._due:
             self._expire(now)
-        # Admitting ``amount`` needs the oldest ``count + amount - max_calls`` starts gone.
-        gone = self._count + amount - self.max_calls
+        # Admitting ``amount`` needs the oldest ``in window + amount - max_calls`` starts gone.
+        head = self._head
+        gone = len(self._times) - head + amount - self.max_calls
         if gone <= 0:
             return now
-        return self._start(gone - 1) + self.period
+        return self._times[head + gone - 1] + self.period
 
     def try_admit(self, now: float, amount: int = 1) -> float:
         """Admit a call starting at ``now``, weighing ``amount`` admissions (default 1, at most
@@ -181,30 +123,40 @@ class SlidingWindowCore:
             self.check_amount(amount)
         if now >= self._due:
             self._expire(now)
-        gone = self._count + amount - self.max_calls
+        head = self._head
+        gone = len(self._times) - head + amount - self.max_calls
         if gone <= 0:
-            self._record(now, amount)
+            if amount == 1:
+                self.admit_if_room(now)
+            else:
+                self._take(now, amount)
             return 0.0
         self.refused += 1
-        return self._start(gone - 1) + self.period - now
+        return self._times[head + gone - 1] + self.period - now
 
     def admit_if_room(self, now: float) -> bool:
         """Admit a call starting at ``now`` if the window has room; ``False`` records nothing
         (not even a refusal: the caller goes on to wait or to :meth:`try_admit`)."""
         if now >= self._due:
             self._expire(now)
-        if self._count < self.max_calls:
-            self._record(now, 1)
+        times = self._times
+        count = len(times) - self._head
+        if count < self.max_calls:
+            if not count:
+                self._due = now + self.period
+            times.append(now)
+            self.admitted += 1
             return True
         return False
 
     def reset(self) -> None:
         """Forget every admission (the window becomes empty and its memory is given back)."""
-        self._times = _slots(min(self.max_calls, _FIRST_CAPACITY))
-        self._head = self._count = 0
+        self._times = array("d")
+        self._head = 0
         self._due = math.inf
 
     def __repr__(self) -> str:
         return (
-            f"<SlidingWindowCore {self._count}/{self.max_calls} per {self.period}s (before expiry)>"
+            f"<SlidingWindowCore {self.recorded}/{self.max_calls} per {self.period}s "
+            "(before expiry)>"
         )

@@ -1,5 +1,5 @@
-"""The sliding window's ring buffer against a plain list of start times: same answers, through
-wrap-around, growth and reset."""
+"""The sliding window's array of start times against a plain list of them: same answers, through
+expiry, cutting the expired prefix, growth and reset."""
 
 from __future__ import annotations
 
@@ -38,14 +38,14 @@ class _Model:
         return now if gone <= 0 else self.starts[gone - 1] + self.period
 
 
-class RingAgainstModel(RuleBasedStateMachine):
+class LogAgainstModel(RuleBasedStateMachine):
     """Random schedules of every operation: the core and the list agree on each answer."""
 
     @initialize(
         max_calls=st.sampled_from([1, 3, 16, 17, 24, 40]), period=st.sampled_from([1.0, 2.5, 10.0])
     )
     def start(self, max_calls: int, period: float) -> None:
-        """A window small enough to fill, wrap around and grow past its first 16 slots."""
+        """A window small enough to fill, slide and be cut, and large enough to grow."""
         self.core = SlidingWindowCore(max_calls, period)
         self.model = _Model(max_calls, period)
         self.now = 0.0
@@ -109,7 +109,7 @@ class RingAgainstModel(RuleBasedStateMachine):
         )
 
 
-TestRingAgainstModel = RingAgainstModel.TestCase
+TestLogAgainstModel = LogAgainstModel.TestCase
 
 
 @given(
@@ -118,9 +118,9 @@ TestRingAgainstModel = RingAgainstModel.TestCase
         st.tuples(st.sampled_from([0.0, 1.0, 2.5, 4.0]), st.integers(1, 12)), max_size=40
     ),
 )
-def test_bursts_that_slide_wrap_and_grow(max_calls: int, schedule: list[tuple[float, int]]) -> None:
-    """Bursts spread over more than a period: the oldest expire (the head moves on) while newer
-    ones wrap past the end and make the ring grow; every answer is still the model's."""
+def test_bursts_that_slide_and_grow(max_calls: int, schedule: list[tuple[float, int]]) -> None:
+    """Bursts spread over more than a period: the oldest expire (the head moves on, the expired
+    prefix is cut off) while newer ones make the array grow; every answer is still the model's."""
     core, model = SlidingWindowCore(max_calls, 10.0), _Model(max_calls, 10.0)
     now = 0.0
     for step, burst in schedule:
@@ -135,30 +135,23 @@ def test_bursts_that_slide_wrap_and_grow(max_calls: int, schedule: list[tuple[fl
         assert core.in_window(now) == len(model.starts)
 
 
-def test_wraps_around_and_grows_in_order() -> None:
-    """Starts that wrap past the end of the ring keep their order when it grows."""
+def test_cutting_the_expired_prefix_keeps_the_order() -> None:
+    """Once more starts have expired than remain, the expired ones are cut off; the rest keep
+    their order and their answers."""
     core = SlidingWindowCore(100, 100.0)
-    for t in range(16):  # fill the first 16 slots
+    for t in range(16):
         assert core.admit_if_room(float(t))
-    assert core.in_window(110.5) == 5  # starts 0..10 expired: the head moved to slot 11
-    for _ in range(11):  # 11 more: they wrap into slots 0..10, the ring is full
+    assert core.in_window(105.5) == 10  # starts 0..5 expired: the head moved past them
+    assert len(core._times) == 16
+    assert core.in_window(110.5) == 5  # 0..10 expired, more than remain: cut off
+    assert len(core._times) == 5
+    for _ in range(12):
         assert core.admit_if_room(110.5)
-    assert core.recorded == 16
-    assert core.admit_if_room(110.5)  # full: it doubles, the wrapped starts unrolled in order
-    assert core.recorded == 17
-    assert len(core._times) == 32
     expected = [11.0, 12.0, 13.0, 14.0, 15.0, *[110.5] * 12]
     found = [core.next_admission(110.5, 100 - 17 + k + 1) - 100.0 for k in range(17)]
     assert found == expected
-
-
-def test_never_grows_past_max_calls() -> None:
-    """A full window of ``max_calls`` holds exactly that many slots."""
-    core = SlidingWindowCore(20, 5.0)
-    assert core.try_admit(0.0, 20) == 0.0
-    assert core.try_admit(0.0) == 5.0
-    assert core.recorded == 20
-    assert len(core._times) == 20
+    assert core.in_window(1000.0) == 0
+    assert len(core._times) == 0
 
 
 def test_storage_is_untracked_doubles() -> None:
@@ -169,9 +162,9 @@ def test_storage_is_untracked_doubles() -> None:
     assert isinstance(core._times, array)
     assert core._times.typecode == "d"
     assert gc.get_referents(core._times) == [array]  # its type, and no float to walk
-    assert len(core._times) == 1024  # doubled from 16, not preallocated to max_calls
+    assert len(core._times) == 1000  # one slot per start, nothing preallocated to max_calls
     core.reset()
-    assert len(core._times) == 16
+    assert len(core._times) == 0
     assert core.recorded == 0
 
 
