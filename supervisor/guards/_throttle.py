@@ -87,7 +87,8 @@ class Throttle:
     :class:`~supervisor.RateLimitExceeded` whose ``retry_after`` is exactly the time after which it
     would have been admitted.
 
-    A call admitted at once costs a plain check: no checkpoint, no cancel scope.
+    A call admitted at once costs a plain check: no checkpoint, no cancel scope; the decorator's
+    is one look at which ``trio.run`` this is, one read of that run's clock and the window's test.
 
     The window's times are trio times, which are meaningful only inside one ``trio.run``: when a
     throttle is used from a new ``trio.run`` its window and queue start empty.
@@ -134,6 +135,8 @@ class Throttle:
             self._core, self._fleet = binding.core, binding.fleet
         self._waiters: deque[_Waiter] = deque()
         self._run: object = None
+        self._now: Callable[[], float] = trio.current_time
+        """The clock of the run in :attr:`_run` (its own ``current_time``, read with no detour)."""
 
     @property
     def core(self) -> SlidingWindowCore:
@@ -146,12 +149,16 @@ class Throttle:
         return self._fleet
 
     def _check_run(self) -> None:
-        token = trio.lowlevel.current_trio_token()
-        if token is not self._run:
-            self._run = token
-            if not self._shared:  # a store's window is shared: another shell may use it now
-                self._core.reset()
-            self._waiters.clear()
+        if trio.lowlevel.current_trio_token() is not self._run:
+            self._start_run()
+
+    def _start_run(self) -> None:
+        # The first call in this trio.run: another run's times mean nothing here.
+        self._run = trio.lowlevel.current_trio_token()
+        self._now = trio.lowlevel.current_clock().current_time
+        if not self._shared:  # a store's window is shared: another shell may use it now
+            self._core.reset()
+        self._waiters.clear()
 
     def admit_now(self, now: float) -> bool:
         """Count a call as started at ``now`` if it may start at once: nobody waits and the
@@ -264,11 +271,24 @@ class Throttle:
         )
 
     def _wrap(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        admit_now = self.admit_now
+        # admit_now() written out: one run check, one read of the run's own clock, the core's
+        # check; everything else (waiting, refusing, a fleet) is acquire()'s.
         acquire = self.acquire
+        if self._fleet is not None:  # the fleet decides every call
+
+            async def throttled_by_fleet(*args: Any, **kwargs: Any) -> Any:
+                await acquire()
+                return await fn(*args, **kwargs)
+
+            return throttled_by_fleet
+        current_trio_token = trio.lowlevel.current_trio_token
+        waiters = self._waiters
+        admit_if_room = self._core.admit_if_room
 
         async def throttled(*args: Any, **kwargs: Any) -> Any:
-            if not admit_now(trio.current_time()):
+            if current_trio_token() is not self._run:
+                self._start_run()
+            if waiters or not admit_if_room(self._now()):
                 await acquire()
             return await fn(*args, **kwargs)
 

@@ -26,7 +26,16 @@ class SlidingWindowCore:
     to walk, however many admissions the window holds.
     """
 
-    __slots__ = ("_due", "_head", "_times", "admitted", "max_calls", "period", "refused")
+    __slots__ = (
+        "_due",
+        "_head",
+        "_limit",
+        "_times",
+        "admitted",
+        "max_calls",
+        "period",
+        "refused",
+    )
 
     def __init__(self, max_calls: int, period: float) -> None:
         self.max_calls = int(COUNT.check("max_calls", max_calls))
@@ -34,9 +43,12 @@ class SlidingWindowCore:
         self._times: array[float] = array("d")
         """Every recorded start; those before ``_head`` have expired."""
         self._head = 0
-        self._due = math.inf
-        """When the oldest recorded start leaves the window (``inf``: none is recorded). Before
-        it nothing can expire, so nobody needs to look."""
+        self._limit = self.max_calls
+        """``_head + max_calls``: the window has room while ``len(_times)`` is below it."""
+        self._due = -math.inf
+        """When the oldest recorded start leaves the window; before it nothing can expire, so
+        nobody needs to look. ``-inf`` when none is recorded: the next call looks (and sets it
+        when it records the first start)."""
         self.admitted = 0
         """Admissions so far (all time; a call of ``amount`` n counts n)."""
         self.refused = 0
@@ -51,19 +63,23 @@ class SlidingWindowCore:
                 break
             head += 1
         else:
-            due = math.inf
+            due = -math.inf
         self._due = due
         if head * 2 > end:  # the expired prefix outgrew the window: cut it off
             del times[:head]
             head = 0
         self._head = head
+        self._limit = head + self.max_calls
 
     def _take(self, now: float, amount: int) -> None:
-        # Record ``amount`` (> 1) starts at ``now``: the caller saw room for them.
+        # Record ``amount`` starts at ``now``: the caller expired what was due and saw room.
         times = self._times
         if len(times) == self._head:
             self._due = now + self.period
-        times.extend([now] * amount)
+        if amount == 1:
+            times.append(now)
+        else:
+            times.extend([now] * amount)
         self.admitted += amount
 
     def in_window(self, now: float) -> int:
@@ -126,10 +142,7 @@ class SlidingWindowCore:
         head = self._head
         gone = len(self._times) - head + amount - self.max_calls
         if gone <= 0:
-            if amount == 1:
-                self.admit_if_room(now)
-            else:
-                self._take(now, amount)
+            self._take(now, amount)
             return 0.0
         self.refused += 1
         return self._times[head + gone - 1] + self.period - now
@@ -137,15 +150,15 @@ class SlidingWindowCore:
     def admit_if_room(self, now: float) -> bool:
         """Admit a call starting at ``now`` if the window has room; ``False`` records nothing
         (not even a refusal: the caller goes on to wait or to :meth:`try_admit`)."""
-        if now >= self._due:
-            self._expire(now)
         times = self._times
-        count = len(times) - self._head
-        if count < self.max_calls:
-            if not count:
-                self._due = now + self.period
+        if now < self._due and len(times) < self._limit:  # nothing to expire, and room
             times.append(now)
             self.admitted += 1
+            return True
+        if now >= self._due:
+            self._expire(now)
+        if len(self._times) < self._limit:
+            self._take(now, 1)
             return True
         return False
 
@@ -153,7 +166,8 @@ class SlidingWindowCore:
         """Forget every admission (the window becomes empty and its memory is given back)."""
         self._times = array("d")
         self._head = 0
-        self._due = math.inf
+        self._limit = self.max_calls
+        self._due = -math.inf
 
     def __repr__(self) -> str:
         return (

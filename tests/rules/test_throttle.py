@@ -261,6 +261,22 @@ def test_new_run_starts_with_an_empty_window() -> None:
         trio.run(call, clock=trio.testing.MockClock())
 
 
+def test_each_run_is_timed_by_its_own_clock() -> None:
+    """A throttle used from a second trio.run measures its window on that run's clock."""
+
+    @throttle(max_calls=1, period=100.0, on_limit="raise")
+    async def call() -> None:
+        pass
+
+    async def twice_a_period_apart() -> None:
+        await call()
+        await trio.sleep(100.0)
+        await call()  # a period later by this run's clock: admitted
+
+    for _ in range(2):
+        trio.run(twice_a_period_apart, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
 async def test_composes_with_bulkhead(autojump_clock: trio.testing.MockClock) -> None:
     """throttle and bulkhead stack in either order."""
 
