@@ -443,11 +443,12 @@ class CircuitBreaker:
     def _wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         # The async form, written out rather than through decorate(): no partial per call and
         # no frame between the caller and the refusal (an open breaker's whole cost is this
-        # wrapper, one clock read, the core's decision and one raise).
+        # wrapper, one clock read, the core's decision and one raise). The error is made as
+        # CircuitOpenError.refusing() makes it, without that classmethod's own call.
         core = self._core
         decide = self._decide
         settle = self._settle
-        refusing = CircuitOpenError.refusing
+        make_error = CircuitOpenError.__new__
         name = core.name
         clock = self._clock
         current_time = trio.current_time
@@ -461,7 +462,7 @@ class CircuitBreaker:
                     now = clock()
                 retry_after = core.refusal(now)
                 if retry_after is not None:
-                    raise refusing(name, retry_after)
+                    raise make_error(CircuitOpenError, name, retry_after)
                 decision = decide()
                 if type(decision) is CircuitOpenError:
                     raise decision
