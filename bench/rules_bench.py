@@ -44,16 +44,24 @@ _YIELD_EVERY = 1000
 """Calls between two checkpoints of a measuring loop (the bare call's loop does the same)."""
 
 
-def _loop(fn: Callable[[], Awaitable[Any]]) -> Callable[[int], Awaitable[None]]:
-    # A checkpoint every thousand calls, as any trio program has: trio drops the deadline entries
-    # of exited cancel scopes only in its run loop, so a loop of timed calls that never yields
-    # keeps every scope it opened alive (about 240 bytes each, walked by every full collection:
-    # 0.7-0.8 us per call here, and it taxes every figure measured after it in the process).
+async def _asyncio_pause() -> None:
+    await asyncio.sleep(0)
+
+
+def _loop(
+    fn: Callable[[], Awaitable[Any]],
+    pause: Callable[[], Awaitable[None]] = trio.lowlevel.checkpoint,
+) -> Callable[[int], Awaitable[None]]:
+    # A checkpoint every thousand calls (``pause``: the event loop's own), as any trio program
+    # has: trio drops the deadline entries of exited cancel scopes only in its run loop, so a
+    # loop of timed calls that never yields keeps every scope it opened alive (about 240 bytes
+    # each, walked by every full collection: 0.7-0.8 us per call here, and it taxes every figure
+    # measured after it in the process).
     async def run(n: int) -> None:
         for i in range(n):
             await fn()
             if i % _YIELD_EVERY == 0:
-                await trio.lowlevel.checkpoint()
+                await pause()
 
     return run
 
@@ -402,7 +410,7 @@ def _asyncio_overheads(report: Report, ops: int) -> None:
     """Peers that need asyncio, each against an asyncio bare call in the same loop."""
 
     async def measure(fn: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
-        return await paired_async(_loop(fn), _loop(_bare), ops=ops)
+        return await paired_async(_loop(fn, _asyncio_pause), _loop(_bare, _asyncio_pause), ops=ops)
 
     async def main() -> None:
         if _have("aiobreaker"):
