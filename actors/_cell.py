@@ -49,6 +49,7 @@ from ._groups import leaves
 from ._mailbox import NO_QUEUE, Admission, Mailbox
 from ._messages import ActorState, ActorStatistics, Down, Overflow
 from ._ref import ActorRef
+from ._watching import end_watches
 
 if TYPE_CHECKING:
     from ._hook import SupervisorHook
@@ -427,39 +428,6 @@ class Cell(Generic[M]):
             for waiter in waiters:
                 waiter.error = error
                 waiter.done.set()
-
-    # ------------------------------------------------------------------ watching
-
-    def watch(self, target: Cell[Any]) -> None:
-        """Make this cell a watcher of ``target`` (see ``ActorContext.watch``)."""
-        if target.state is ActorState.STOPPED:
-            self.deliver_down(Down(ref=target.ref, reason=target._stop_reason))
-            return
-        if target._watchers is None:
-            target._watchers = {}
-        target._watchers[self] = None
-        if self._watching is None:
-            self._watching = {}
-        self._watching[target] = None
-
-    def unwatch(self, target: Cell[Any]) -> None:
-        """Stop watching ``target``; drop its undelivered ``Down``."""
-        if target._watchers is not None:
-            target._watchers.pop(self, None)
-        if self._watching is not None:
-            self._watching.pop(target, None)
-        lane = self._system_lane
-        if lane:
-            self._system_lane = collections.deque(d for d in lane if d.ref is not target.ref)
-
-    def deliver_down(self, down: Down) -> None:
-        """Put ``down`` on the system lane (served before user messages)."""
-        if self.state is ActorState.STOPPED:
-            return
-        if self._system_lane is None:
-            self._system_lane = collections.deque()
-        self._system_lane.append(down)
-        self._wake()
 
     # ------------------------------------------------------------------ the task
 
@@ -913,15 +881,6 @@ class Cell(Generic[M]):
         self._release_control_waiters(self.stopped_error())
         self._system_lane = None
         self.system._forget(self)
-        if self._watching:
-            for target in self._watching:
-                if target._watchers is not None:
-                    target._watchers.pop(self, None)
-            self._watching = None
-        if self._watchers:
-            down = Down(ref=self.ref, reason=reason)
-            watchers, self._watchers = self._watchers, None
-            for watcher in watchers:
-                watcher.deliver_down(down)
+        end_watches(self, reason)
         if self._stopped is not None:
             self._stopped.set()
