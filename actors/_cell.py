@@ -28,7 +28,8 @@ Costs kept off the paths that run per message or per idle actor:
 With ``max_concurrency == 1`` (the default) the actor's task runs every handler itself, inline.
 With ``max_concurrency > 1`` the actor's task becomes a dispatcher: it opens a nursery inside the
 same cancel scope and starts one task per message, at most ``max_concurrency`` at a time (the
-:class:`_Pool` holds that state; it does not exist for the default, which costs nothing extra).
+:class:`Pool` in ``_pool.py`` holds that state, with the dispatcher; it does not exist for the
+default, which costs nothing extra).
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ import trio
 from ._actor import Actor, ActorContext
 from ._envelope import Phase, Request, SendWaiter
 from ._errors import ActorStopped, AskTimeout, MailboxFull
-from ._groups import leaves
 from ._mailbox import NO_QUEUE, Admission, Mailbox
+from ._mailbox import SERVE_BATCH as _BATCH
 from ._messages import ActorState, ActorStatistics, Down, Overflow
+from ._pool import Pool, serve_many
 from ._ref import ActorRef
 from ._watching import end_watches
 
@@ -59,8 +61,6 @@ __all__ = ["Cell"]
 
 M = TypeVar("M")
 
-# Messages served back to back before the loop yields to the scheduler once (fairness).
-_BATCH = 64
 _INF = math.inf
 _NUMBER = (int, float)
 _UNREAD = -math.inf  # the current time, not read yet
@@ -79,23 +79,6 @@ class _ControlWaiter:
     def __init__(self) -> None:
         self.done = trio.Event()
         self.error: BaseException | None = None
-
-
-class _Pool:
-    """The state of an actor that may handle up to ``limit`` (> 1) messages at once.
-
-    ``in_flight`` counts the handler tasks started and not yet finished (whatever instance they
-    run on); ``crashed`` holds the error of a crash of the current instance while the other
-    handlers of that discarded instance finish, until the dispatcher hands it to the usual crash
-    handling (hook or restart).
-    """
-
-    __slots__ = ("crashed", "in_flight", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_flight = 0
-        self.crashed: Exception | None = None
 
 
 class Cell(Generic[M]):
@@ -189,7 +172,7 @@ class Cell(Generic[M]):
         self._watching: dict[Cell[Any], None] | None = None
         self._control_waiters: list[_ControlWaiter] | None = None
         self._stopped: trio.Event | None = None
-        self._pool = _Pool(max_concurrency) if max_concurrency > 1 else None
+        self._pool = Pool(max_concurrency) if max_concurrency > 1 else None
 
     def __repr__(self) -> str:
         pool = self._pool
@@ -528,7 +511,7 @@ class Cell(Generic[M]):
                     if self._pool is None:
                         await self._serve()
                     else:
-                        await self._serve_many(self._pool)
+                        await serve_many(self, self._pool)
                 self._scope = None
                 self._deadline_set = _INF
                 if self._busy:  # cancelled with a message in hand
@@ -699,117 +682,6 @@ class Cell(Generic[M]):
             if not batch:
                 batch = _BATCH
                 await trio.lowlevel.checkpoint()
-
-    async def _serve_many(self, pool: _Pool) -> None:
-        # max_concurrency > 1: dispatch the system lane, then the mailbox, each message to its
-        # own task in a nursery, at most pool.limit at a time, until a control request is
-        # pending; then wait for the handlers in flight (the scope's grace bounds them).
-        try:
-            async with trio.open_nursery() as nursery:
-                await self._dispatch(pool, nursery)
-        except BaseExceptionGroup as group:
-            # A BaseException (KeyboardInterrupt, ...) out of one handler leaves as itself.
-            found = leaves(group)
-            if len(found) != 1:
-                raise
-            leaf = found[0]
-            raise leaf from (leaf.__cause__ if leaf.__cause__ is not None else group)
-        finally:
-            pool.crashed = None  # a crash during a control request's grace is superseded by it
-
-    async def _dispatch(self, pool: _Pool, nursery: trio.Nursery) -> None:
-        mailbox = self.mailbox
-        queue = mailbox.ensure_queue()
-        limit = pool.limit
-        batch = _BATCH
-        while self._control is None:
-            instance = self._instance
-            if instance is None:
-                crashed = pool.crashed
-                if crashed is not None and not pool.in_flight:
-                    # The other handlers of the crashed instance are done: handle the crash.
-                    pool.crashed = None
-                    self._after_crash(crashed)
-                    continue
-                self._parked = True  # suspended, or handlers of a crashed instance finishing
-                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
-                continue
-            if pool.in_flight >= limit:
-                self._parked = True  # woken by a handler as it finishes
-                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
-                continue
-            lane = self._system_lane
-            if lane:
-                item: Any = lane.popleft()
-            elif queue:
-                item = mailbox.take()
-                if mailbox.waiting:
-                    self._admit()
-                if type(item) is Request:
-                    item.phase = Phase.STARTED
-                    deadline = item.deadline
-                    if deadline != _INF and trio.current_time() >= deadline:
-                        # Load shedding: it expired while queued; no handler sees it.
-                        item.answer(outcome.Error(AskTimeout(self.name, item.timeout)))  # type: ignore[arg-type]
-                        continue
-            else:
-                batch = _BATCH
-                self._parked = True
-                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
-                continue
-            pool.in_flight += 1
-            nursery.start_soon(self._handle_one, pool, instance, item)
-            batch -= 1
-            if not batch:
-                batch = _BATCH
-                await trio.lowlevel.checkpoint()
-
-    async def _handle_one(self, pool: _Pool, instance: Actor[M], item: Any) -> None:
-        # One handler task of a max_concurrency > 1 actor; it keeps its own instance.
-        request: Request | None = item if type(item) is Request else None
-        try:
-            if request is None:
-                deadline = _INF
-                message = item
-            elif request.task is None:
-                return  # abandoned between the dispatch and the start of this task: skipped
-            else:
-                deadline = request.deadline
-                message = request.message
-            try:
-                if deadline == _INF:
-                    result = await instance.receive(message)
-                else:
-                    with trio.CancelScope(deadline=deadline) as scope:
-                        result = await instance.receive(message)
-                    if scope.cancelled_caught and request is not None:  # not a crash
-                        self.processed += 1
-                        timeout: float = request.timeout  # type: ignore[assignment]
-                        request.answer(outcome.Error(AskTimeout(self.name, timeout)))
-                        return
-            except Exception as exc:
-                self.processed += 1
-                if request is not None and request.task is not None:
-                    exc.add_note(f"raised by actor {self.name!r} while handling an ask")
-                    request.answer(outcome.Error(exc))
-                if self._instance is instance:
-                    # The first crash of this instance: no new message starts on it; the
-                    # dispatcher handles the crash once the other handlers are done. A later
-                    # error of the same (discarded) instance only answers its own ask.
-                    self._instance = None
-                    self.failures += 1
-                    self._last_error = exc
-                    pool.crashed = exc
-                return
-            self.processed += 1
-            if request is not None:
-                request.answer(outcome.Value(result))
-        finally:
-            pool.in_flight -= 1
-            if request is not None and request.task is not None:
-                # Cancelled in hand (a stop, restart or suspension whose grace ran out).
-                request.answer(outcome.Error(self.stopped_error()))
-            self._wake()
 
     def _carry_deadline(self, deadline: float) -> None:
         # Give the serving scope the deadline of the message about to start (inf: none); the
