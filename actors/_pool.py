@@ -9,7 +9,7 @@ started on and runs a timed request under its own cancel scope with the request'
 
 A crash of one handler discards the instance at once (no new message starts on it) but lets the
 other handlers of that instance finish; then the dispatcher hands the first error to the usual
-crash handling (``_lifecycle.after_crash``: restart in place, or suspend and tell the hook).
+crash handling (``_control.after_crash``: restart in place, or suspend and tell the hook).
 
 These functions take the cell: its state stays on the cell, as for the single-handler loop.
 """
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import outcome
 import trio
 
+from ._control import after_crash
 from ._envelope import Phase, Request
 from ._errors import AskTimeout
 from ._groups import leaves
@@ -88,7 +89,7 @@ async def _dispatch(cell: Cell[Any], pool: Pool, nursery: trio.Nursery) -> None:
             if crashed is not None and not pool.in_flight:
                 # The other handlers of the crashed instance are done: handle the crash.
                 pool.crashed = None
-                cell._after_crash(crashed)
+                after_crash(cell, crashed)
                 continue
             cell._parked = True  # suspended, or handlers of a crashed instance finishing
             await trio.lowlevel.wait_task_rescheduled(cell._abort_park)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar, TypeVarTuple
 
 import trio
 
+from . import _control, _lifecycle
 from ._actor import Actor
 from ._cell import Cell
 from ._deadlines import DeadlineKeeper
@@ -235,7 +236,7 @@ class ActorSystem:
         # The spawner is known to the cell before its task runs: a cancellation that reaches this
         # task first must find it waiting (abort_start), so that the cell answers it, once.
         cell.expect_spawner(trio.lowlevel.current_task())
-        nursery.start_soon(cell.run, name=name)
+        nursery.start_soon(_lifecycle.run, cell, name=name)
         error = await trio.lowlevel.wait_task_rescheduled(cell.abort_start)
         if error is not None:
             raise error
@@ -291,7 +292,7 @@ class ActorSystem:
         """
         _check_grace(grace)
         cell = ref._cell
-        cell.request_stop(None, grace)
+        _control.request_stop(cell, None, grace)
         await cell.wait_stopped()
 
     async def restart(self, ref: ActorRef[Any], *, grace: float | None = 5.0) -> None:
@@ -318,7 +319,7 @@ class ActorSystem:
         Cancellation: the restart goes on without the caller.
         """
         _check_grace(grace)
-        await ref._cell.restart(grace)
+        await _control.restart(ref._cell, grace)
 
     async def suspend(self, ref: ActorRef[Any], *, grace: float | None = 5.0) -> None:
         """Stop the current instance of ``ref``'s actor but keep its slot, ``SUSPENDED``.
@@ -349,7 +350,7 @@ class ActorSystem:
         Cancellation: the suspension goes on without the caller.
         """
         _check_grace(grace)
-        await ref._cell.suspend(grace)
+        await _control.suspend(ref._cell, grace)
 
     def statistics(self) -> SystemStatistics:
         """A snapshot of the system."""
