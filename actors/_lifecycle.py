@@ -87,11 +87,6 @@ async def run(cell: Cell[Any]) -> None:
         raise
     finally:
         _finish(cell, reason)
-        cancelled = cell._start_cancel
-        if cell._spawner is not None and cancelled is not None:
-            # Its cancellation was asked for (abort_start) and the start ended otherwise:
-            # it still gets exactly one answer.
-            _started(cell, outcome.capture(cancelled))
 
 
 def _started(cell: Cell[Any], result: outcome.Outcome[Exception | None]) -> None:
@@ -232,7 +227,9 @@ async def _replace_instance(cell: Cell[Any], error: Exception | None) -> None:
 
 
 def _finish(cell: Cell[Any], reason: BaseException | None) -> None:
-    # Final: answer everything still pending, tell the watchers, leave the registry.
+    # Final: answer everything still pending, tell the watchers, leave the registry, then a
+    # spawner still waiting. (That last answer is here rather than in run's finally: a call
+    # made there deepens the value stack of run's frame, which every idle actor parks in.)
     cell.state = ActorState.STOPPED
     cell._closed = True
     cell._stop_reason = reason
@@ -255,3 +252,8 @@ def _finish(cell: Cell[Any], reason: BaseException | None) -> None:
     end_watches(cell, reason)
     if cell._stopped is not None:
         cell._stopped.set()
+    cancelled = cell._start_cancel
+    if cell._spawner is not None and cancelled is not None:
+        # Its cancellation was asked for (abort_start) and the start ended otherwise: it
+        # still gets exactly one answer.
+        _started(cell, outcome.capture(cancelled))
