@@ -2,9 +2,9 @@
 
 The cell owns what survives a restart: the mailbox, the system lane (``Down`` messages), the
 watchers, the ref and the counters. The instance it runs is replaceable. Its state is the
-:class:`Cell`'s slots, read and written directly by the modules that hold its other parts, as
-functions taking the cell (so that each part reads where it works, and no part adds a call or a
-lookup to another's path):
+:class:`Cell`'s slots; the modules that hold its other parts are functions that take the cell
+and read and write those slots directly (no mixins, no delegating methods), so that no part adds
+a call or a lookup to another's path:
 
 - here: the slots, observation (``statistics``, repr), the callers' side (``tell``, ``send``,
   ``ask``, a withdrawn request, a waiting sender let in) and the loop that serves one message
