@@ -32,7 +32,8 @@ The path of :meth:`RequestPath.call` (which :meth:`ServiceRef.call` is), in orde
 Refusals are never retried: a rule that refuses says the service cannot take the request now, so
 they go straight to the fallback (fast fail). A refusal costs no mailbox hop, no checkpoint and no
 cancel scope, and raises one error; its event is published per streak (``_refusals.py``). An open
-breaker without throttle or fallback refuses before anything else is looked at.
+breaker without throttle or fallback refuses before anything else is looked at, in
+:meth:`ServiceRef.call` itself: before the call's coroutine exists (:meth:`RequestPath.refuse_now`).
 
 Why one class and few frames: the common request is two coroutines of the path's own (``call``,
 which also answers by the fallback, and ``_attempts``) over the actor's ``ask``; the steps that
@@ -108,12 +109,16 @@ class RequestPath:
         "failed",
         "fallbacks",
         "path",
+        "refuses_first",
         "retries",
         "timeout",
     )
 
     path: str
     timeout: float | None
+    refuses_first: BreakerCore | None
+    """The breaker's core where an open breaker refuses before anything else is looked at (a
+    breaker without a throttle or a fallback), else ``None``."""
     completed: int
     failed: int
     fallbacks: int
@@ -153,6 +158,25 @@ class RequestPath:
             self._refusals.end()
         self._bus.publish(event)
 
+    def refuse_now(self, timeout: float | Unset | None) -> None:
+        """Raise the refusal of the breaker of :attr:`refuses_first` if it refuses a call now, as
+        ``CircuitOpenError`` (counted and published as by the path); else return and change
+        nothing (the path decides). Called by :meth:`ServiceRef.call` before the call's coroutine
+        exists, when that breaker is not CLOSED: a refusal costs no coroutine.
+
+        A traced call (an exporter's ``call_tracer`` is set) returns at once, to be refused inside
+        its span; a bad ``timeout`` is reported first (``ConfigError``), as by :meth:`call`.
+        """
+        if self._bus.call_tracer is not None:
+            return
+        if timeout is not UNSET and timeout is not None:
+            DURATION.check("timeout", timeout)
+        now = trio.current_time()
+        retry_after = self.refuses_first.refusal(now)  # type: ignore[union-attr]
+        if retry_after is not None:
+            self._refusals.count(Refusal.CIRCUIT_OPEN, now, retry_after)
+            raise CircuitOpenError.refusing(self.path, retry_after)
+
     async def call(self, request: Any, timeout: float | Unset | None = UNSET) -> Any:  # noqa: ASYNC109 - the deadline spans throttle waits, attempts and retry delays, and travels into the actor
         """The request path (see the module docstring); :meth:`ServiceRef.call` documents what it
         returns and raises."""
@@ -165,13 +189,6 @@ class RequestPath:
             seconds = DURATION.check("timeout", timeout)
         tracer = self._bus.call_tracer  # None unless an exporter traces calls: one check
         if tracer is None and self._fallback is None:
-            core = self._core
-            if core is not None and core.free_permit is None and self._throttle is None:
-                # The fast refusal of an open breaker: nothing else is looked at.
-                retry_after = core.refusal(now)
-                if retry_after is not None:
-                    self._refusals.count(Refusal.CIRCUIT_OPEN, now, retry_after)
-                    raise CircuitOpenError.refusing(self.path, retry_after)
             return await self._attempts(
                 request, now, _INF if seconds is None else now + seconds, seconds
             )
