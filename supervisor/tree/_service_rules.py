@@ -4,7 +4,7 @@ with a rate window, open backoff or classifiers (a
 :class:`~supervisor.rules._retry_plan.RetryPlan` (error and result predicates, a total time
 limit, a retry budget, and the give-up event).
 
-``tree/_service.py`` calls these at its steps; each is a plain function of the service's state,
+``tree/_request_path.py`` calls these at its steps; each is a plain function of the service's state,
 so the request path there still reads top to bottom.
 """
 

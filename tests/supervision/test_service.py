@@ -422,6 +422,63 @@ async def test_reset_and_force_open_by_the_user_reach_the_bus() -> None:
         ]
 
 
+async def test_an_open_breaker_that_refuses_first_refuses_before_a_coroutine_exists() -> None:
+    """Without a throttle or a fallback, an open breaker refuses in ``call`` itself: the refusal
+    is raised by the call (no coroutine to await), counted and published as any refusal; a bad
+    timeout is still reported first, and a half-open breaker's trial goes through the path."""
+    spec = spec_of(breaker=BreakerSpec(failure_threshold=1, timeout=5.0))
+    async with running(spec) as h:
+        breaker = h.service.handle.breaker
+        assert breaker is not None
+        breaker.force_open()
+        with pytest.raises(CircuitOpenError) as caught:
+            h.service.handle.call(("ok", 1))  # not awaited: nothing to await
+        assert caught.value.retry_after == math.inf
+        with pytest.raises(ConfigError, match="timeout"):
+            h.service.handle.call(("ok", 1), timeout=-1)
+        assert h.service.statistics().refused == 1
+        assert [e.refusal for e in h.events if isinstance(e, RequestRefused)] == [
+            Refusal.CIRCUIT_OPEN
+        ]
+        breaker.reset()
+        assert await h.service.handle.call(("ok", 2)) == 2
+
+
+async def test_an_open_breaker_behind_a_fallback_refuses_inside_the_call() -> None:
+    """With a fallback, the refusal is the fallback's to answer: the call returns a coroutine."""
+    spec = spec_of(breaker=BreakerSpec(failure_threshold=1), fallback=FallbackSpec(default=0))
+    async with running(spec) as h:
+        assert h.service.handle.breaker is not None
+        h.service.handle.breaker.force_open()
+        pending = h.service.handle.call(("ok", 1))
+        assert await pending == 0
+        assert h.service.statistics().refused == 1
+
+
+async def test_a_half_open_breaker_admits_its_trial_through_the_path(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The refusal before the coroutine passes a breaker due to half-open on to the path, which
+    admits the trial; further calls while the trial runs are refused."""
+    spec = spec_of(breaker=BreakerSpec(failure_threshold=1, success_threshold=1, timeout=5.0))
+    async with running(spec) as h, trio.open_nursery() as nursery:
+        with pytest.raises(Boom):
+            await h.service.handle.call(("fail", 1))
+        await trio.sleep(5.0)
+        answers: list[Any] = []
+
+        async def trial() -> None:
+            answers.append(await h.service.handle.call(("slow", 1.0)))
+
+        nursery.start_soon(trial)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(CircuitOpenError):
+            h.service.handle.call(("ok", 2))
+        await trio.sleep(1.5)
+        assert answers == [1.0]
+        assert h.service.statistics().state is CircuitState.CLOSED
+
+
 async def test_a_crash_counts_as_a_failure_and_park_until_tells_when_to_restart(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
