@@ -32,12 +32,9 @@ The path of :meth:`RequestPath.call` (which :meth:`ServiceRef.call` is), in orde
 Refusals are never retried: a rule that refuses says the service cannot take the request now, so
 they go straight to the fallback (fast fail). A refusal costs no mailbox hop, no checkpoint and no
 cancel scope, and raises one error; its event is published per streak (``_refusals.py``). An open
-breaker without throttle or fallback refuses before anything else is looked at, in
-:meth:`ServiceRef.call` itself: before the call's coroutine exists (:meth:`RequestPath.refuse_now`).
+breaker without throttle or fallback refuses before anything else is looked at.
 
-Why one class and few frames: the common request is two coroutines of the path's own (``call``,
-which also answers by the fallback, and ``_attempts``) over the actor's ``ask``; the steps that
-need no wait are plain methods, and the plain ask is inlined in ``_attempts``.
+Why one class and few frames: see docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -77,6 +74,7 @@ if TYPE_CHECKING:
     from ..guards._adaptive import AdaptiveBulkhead
     from ..guards._breaker import CircuitBreaker
     from ..observe._bus import EventBus
+    from ..observe._completions import CompletionLog
     from ..rules._hedge import HedgeCore
     from ._refusals import RefusalStreak
     from ._rule_specs import FallbackSpec
@@ -106,20 +104,21 @@ class RequestPath:
         "_retry",
         "_throttle",
         "completed",
+        "completions",
         "failed",
         "fallbacks",
         "path",
-        "refuses_first",
         "retries",
         "timeout",
     )
 
     path: str
     timeout: float | None
-    refuses_first: BreakerCore | None
-    """The breaker's core where an open breaker refuses before anything else is looked at (a
-    breaker without a throttle or a fallback), else ``None``."""
     completed: int
+    completions: CompletionLog | None
+    """Where answered requests are written down for the tree's metrics, which then are the only
+    listener that needs no ``RequestCompleted`` (see ``observe/_completions.py``); ``None``: each
+    is published."""
     failed: int
     fallbacks: int
     retries: int
@@ -158,25 +157,6 @@ class RequestPath:
             self._refusals.end()
         self._bus.publish(event)
 
-    def refuse_now(self, timeout: float | Unset | None) -> None:
-        """Raise the refusal of the breaker of :attr:`refuses_first` if it refuses a call now, as
-        ``CircuitOpenError`` (counted and published as by the path); else return and change
-        nothing (the path decides). Called by :meth:`ServiceRef.call` before the call's coroutine
-        exists, when that breaker is not CLOSED: a refusal costs no coroutine.
-
-        A traced call (an exporter's ``call_tracer`` is set) returns at once, to be refused inside
-        its span; a bad ``timeout`` is reported first (``ConfigError``), as by :meth:`call`.
-        """
-        if self._bus.call_tracer is not None:
-            return
-        if timeout is not UNSET and timeout is not None:
-            DURATION.check("timeout", timeout)
-        now = trio.current_time()
-        retry_after = self.refuses_first.refusal(now)  # type: ignore[union-attr]
-        if retry_after is not None:
-            self._refusals.count(Refusal.CIRCUIT_OPEN, now, retry_after)
-            raise CircuitOpenError.refusing(self.path, retry_after)
-
     async def call(self, request: Any, timeout: float | Unset | None = UNSET) -> Any:  # noqa: ASYNC109 - the deadline spans throttle waits, attempts and retry delays, and travels into the actor
         """The request path (see the module docstring); :meth:`ServiceRef.call` documents what it
         returns and raises."""
@@ -189,6 +169,13 @@ class RequestPath:
             seconds = DURATION.check("timeout", timeout)
         tracer = self._bus.call_tracer  # None unless an exporter traces calls: one check
         if tracer is None and self._fallback is None:
+            core = self._core
+            if core is not None and core.free_permit is None and self._throttle is None:
+                # The fast refusal of an open breaker: nothing else is looked at.
+                retry_after = core.refusal(now)
+                if retry_after is not None:
+                    self._refusals.count(Refusal.CIRCUIT_OPEN, now, retry_after)
+                    raise CircuitOpenError.refusing(self.path, retry_after)
             return await self._attempts(
                 request, now, _INF if seconds is None else now + seconds, seconds
             )
@@ -443,9 +430,13 @@ class RequestPath:
                 # The outcome's event first, then the breaker change it caused (if any).
                 if self._refusals.rule is not None:
                     self._refusals.end()
-                bus.publish(
-                    RequestCompleted(path=path, at=now, latency=now - started, attempts=attempt)
-                )
+                log = self.completions
+                if log is None or bus.audience > 1:  # someone besides the metrics listens
+                    bus.publish(
+                        RequestCompleted(path=path, at=now, latency=now - started, attempts=attempt)
+                    )
+                if log is not None:
+                    log.add(now, now - started, attempt)
                 self._succeeded(request, outcome, permit, now)
                 return outcome
             if again is not None:

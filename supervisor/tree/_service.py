@@ -143,7 +143,6 @@ class GuardedService(RequestPath):
             self._breaker.add_listener(bus.publish)
             self._core = self._breaker.core
         self._measured = isinstance(self._core, RateBreakerCore)
-        self.refuses_first = self._core if spec.throttle is None and spec.fallback is None else None
         self._bulkhead: BulkheadCore[trio.lowlevel.Task] = BulkheadCore(
             spec.bulkhead.max_concurrent, spec.bulkhead.max_queued
         )
@@ -162,6 +161,7 @@ class GuardedService(RequestPath):
             else TtlLruCache(fallback.cache_ttl, fallback.cache_maxsize)
         )
         self.completed = 0
+        self.completions = None
         self.failed = 0
         self.fallbacks = 0
         self.retries = 0

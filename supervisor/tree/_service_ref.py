@@ -87,20 +87,11 @@ class ServiceRef:
             propagates, with the original one in its ``__context__``). Refusals are never
             retried.
 
-        An open breaker of a service without a throttle or a fallback refuses when ``call`` is
-        called, before the coroutine exists: ``service.call(request)`` raises the
-        ``CircuitOpenError`` itself (awaiting the call, as one does, sees no difference).
-
         Cancellation: ``trio.Cancelled`` (and every ``BaseException`` that is not an
         ``Exception``) propagates unchanged, never counted, retried or answered by the fallback;
         the breaker's trial slot, the bulkhead place and the throttle queue place are given back;
         a request still queued in the mailbox is withdrawn (one being handled runs on, its reply
         discarded).
         """
-        # A plain function handing back the service's coroutine: one frame less per call, and
-        # an open breaker that refuses first refuses here, before any coroutine is made.
-        service = self._service
-        core = service.refuses_first
-        if core is not None and core.free_permit is None:
-            service.refuse_now(timeout)
-        return service.call(request, timeout)
+        # A plain function handing back the service's coroutine: one frame less per call.
+        return self._service.call(request, timeout)

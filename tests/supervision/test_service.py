@@ -422,30 +422,8 @@ async def test_reset_and_force_open_by_the_user_reach_the_bus() -> None:
         ]
 
 
-async def test_an_open_breaker_that_refuses_first_refuses_before_a_coroutine_exists() -> None:
-    """Without a throttle or a fallback, an open breaker refuses in ``call`` itself: the refusal
-    is raised by the call (no coroutine to await), counted and published as any refusal; a bad
-    timeout is still reported first, and a half-open breaker's trial goes through the path."""
-    spec = spec_of(breaker=BreakerSpec(failure_threshold=1, timeout=5.0))
-    async with running(spec) as h:
-        breaker = h.service.handle.breaker
-        assert breaker is not None
-        breaker.force_open()
-        with pytest.raises(CircuitOpenError) as caught:
-            h.service.handle.call(("ok", 1))  # not awaited: nothing to await
-        assert caught.value.retry_after == math.inf
-        with pytest.raises(ConfigError, match="timeout"):
-            h.service.handle.call(("ok", 1), timeout=-1)
-        assert h.service.statistics().refused == 1
-        assert [e.refusal for e in h.events if isinstance(e, RequestRefused)] == [
-            Refusal.CIRCUIT_OPEN
-        ]
-        breaker.reset()
-        assert await h.service.handle.call(("ok", 2)) == 2
-
-
-async def test_an_open_breaker_behind_a_fallback_refuses_inside_the_call() -> None:
-    """With a fallback, the refusal is the fallback's to answer: the call returns a coroutine."""
+async def test_an_open_breaker_behind_a_fallback_is_answered_by_the_fallback() -> None:
+    """With a fallback, the refusal is the fallback's to answer, and still counted."""
     spec = spec_of(breaker=BreakerSpec(failure_threshold=1), fallback=FallbackSpec(default=0))
     async with running(spec) as h:
         assert h.service.handle.breaker is not None
@@ -458,8 +436,8 @@ async def test_an_open_breaker_behind_a_fallback_refuses_inside_the_call() -> No
 async def test_a_half_open_breaker_admits_its_trial_through_the_path(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """The refusal before the coroutine passes a breaker due to half-open on to the path, which
-    admits the trial; further calls while the trial runs are refused."""
+    """A breaker due to half-open admits one trial (with success_threshold 1 it closes on its
+    success); further calls while the trial runs are refused."""
     spec = spec_of(breaker=BreakerSpec(failure_threshold=1, success_threshold=1, timeout=5.0))
     async with running(spec) as h, trio.open_nursery() as nursery:
         with pytest.raises(Boom):
@@ -473,7 +451,7 @@ async def test_a_half_open_breaker_admits_its_trial_through_the_path(
         nursery.start_soon(trial)
         await trio.testing.wait_all_tasks_blocked()
         with pytest.raises(CircuitOpenError):
-            h.service.handle.call(("ok", 2))
+            await h.service.handle.call(("ok", 2))
         await trio.sleep(1.5)
         assert answers == [1.0]
         assert h.service.statistics().state is CircuitState.CLOSED
