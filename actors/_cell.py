@@ -49,7 +49,7 @@ import trio
 
 from ._actor import Actor, ActorContext
 from ._control import Control, ControlWaiter, crash
-from ._envelope import Phase, Request, SendWaiter
+from ._envelope import STARTED, Phase, Request, SendWaiter
 from ._errors import ActorStopped, AskTimeout, MailboxFull
 from ._mailbox import NO_QUEUE, Admission, Mailbox
 from ._mailbox import SERVE_BATCH as _BATCH
@@ -419,7 +419,7 @@ class Cell(Generic[M]):
         if type(item) is Request:
             request: Request | None = item
             deadline = item.deadline
-            item.phase = Phase.STARTED
+            item.phase = STARTED
             if deadline != _INF and (trio.current_time() if now == _UNREAD else now) >= deadline:
                 # Load shedding: it expired while queued; the handler never sees it.
                 item.answer(outcome.Error(AskTimeout(self.name, item.timeout)))  # type: ignore[arg-type]
