@@ -281,12 +281,10 @@ class RequestPath:
             )
         return decision  # type: ignore[return-value]
 
-    def _admit_bulkhead(self, permit: Permit | None, now: float) -> trio.lowlevel.Task | None:
-        # Step 4: take a running slot (None) or a queue place (the task, as the core's ticket),
-        # or refuse, handing the breaker's permit back first.
+    def _queue_in_bulkhead(self, permit: Permit | None, now: float) -> trio.lowlevel.Task:
+        # Step 4 when no running slot was free (``try_enter`` failed): take a queue place (the
+        # task, as the core's ticket), or refuse, handing the breaker's permit back first.
         bulkhead = self._bulkhead
-        if bulkhead.try_enter():
-            return None
         if bulkhead.queued >= bulkhead.max_queued:
             if permit is not None:
                 self._core.release(permit)  # type: ignore[union-attr]
@@ -316,7 +314,11 @@ class RequestPath:
                 core.on_success(permit)  # type: ignore[union-attr]
 
     def _succeeded(self, request: Any, result: Any, permit: Permit | None, now: float) -> None:
-        self._count_success(permit, now, result)
+        if permit is not None:
+            if permit.trial or self._measured:
+                self._count_success(permit, now, result)
+            else:
+                self._core.on_success(permit)  # type: ignore[union-attr]  # the common case
         cache = self._cache
         if cache is not None:
             with contextlib.suppress(TypeError):  # an unhashable request is not cached
@@ -400,8 +402,13 @@ class RequestPath:
         while True:
             if self._throttle is not None and not self._admitted_now(now):
                 now = await self._admit_throttle(now, deadline, seconds)
-            permit = self._admit_breaker(now)
-            ticket = self._admit_bulkhead(permit, now)
+            # Steps 3 and 4, their common cases inlined: a closed breaker's permit, a free slot.
+            core = self._core
+            permit = None if core is None else core.free_permit
+            if permit is None and core is not None:
+                permit = self._admit_breaker(now)
+            bulkhead = self._bulkhead
+            ticket = None if bulkhead.try_enter() else self._queue_in_bulkhead(permit, now)
             asked = now
             if self._hedge is None and self._adaptive is None:
                 # _ask_holding, inlined on the common path: one coroutine less per attempt.
@@ -416,7 +423,10 @@ class RequestPath:
                     ok = type(outcome) is not Answered  # a request error: not a crash
                     if not ok:
                         outcome = outcome.error
-                self._leave_bulkhead(ticket)
+                if ticket is None:
+                    bulkhead.leave()
+                else:
+                    self._leave_bulkhead(ticket)
             elif self._hedge is None:
                 ok, outcome = await self._ask_holding(request, now, deadline, permit, ticket)
             else:
