@@ -25,7 +25,7 @@ import trio
 from ._control import after_crash
 from ._envelope import Phase, Request
 from ._errors import AskTimeout
-from ._groups import leaves
+from ._groups import raise_sole_leaf
 from ._mailbox import SERVE_BATCH
 
 if TYPE_CHECKING:
@@ -68,11 +68,7 @@ async def serve_many(cell: Cell[Any], pool: Pool) -> None:
             await _dispatch(cell, pool, nursery)
     except BaseExceptionGroup as group:
         # A BaseException (KeyboardInterrupt, ...) out of one handler leaves as itself.
-        found = leaves(group)
-        if len(found) != 1:
-            raise
-        leaf = found[0]
-        raise leaf from (leaf.__cause__ if leaf.__cause__ is not None else group)
+        raise_sole_leaf(group)
     finally:
         pool.crashed = None  # a crash during a control request's grace is superseded by it
 

@@ -16,7 +16,7 @@ from ._actor import Actor
 from ._cell import Cell
 from ._deadlines import DeadlineKeeper
 from ._errors import ActorNotFound, NameTaken
-from ._groups import leaves
+from ._groups import raise_sole_leaf
 from ._hook import SupervisorHook
 from ._messages import ActorState, Overflow, SystemStatistics
 from ._ref import ActorRef
@@ -150,11 +150,7 @@ class ActorSystem:
             return bool(await stack.__aexit__(exc_type, exc, tb))
         except BaseExceptionGroup as group:
             # An exception of a single source leaves unwrapped.
-            found = leaves(group)
-            if len(found) != 1:
-                raise
-            leaf = found[0]
-            raise leaf from (leaf.__cause__ if leaf.__cause__ is not None else group)
+            raise_sole_leaf(group)
 
     @property
     def _nursery(self) -> trio.Nursery:
