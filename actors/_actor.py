@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from . import _watching
 from ._messages import ActorState
 
 if TYPE_CHECKING:
@@ -59,11 +60,11 @@ class ActorContext:
         belongs to the slot: it survives a restart of the watcher. Downs that arrive while the
         watcher is suspended wait for its next instance.
         """
-        self._cell.watch(ref._cell)
+        _watching.watch(self._cell, ref._cell)
 
     def unwatch(self, ref: ActorRef[Any]) -> None:
         """Stop watching ``ref``; a ``Down`` of ``ref`` not yet received is discarded."""
-        self._cell.unwatch(ref._cell)
+        _watching.unwatch(self._cell, ref._cell)
 
 
 class Actor(Generic[M]):

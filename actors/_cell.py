@@ -1,21 +1,30 @@
-"""The cell: one actor's slot and the run loop of its single task.
+"""The cell: one actor's slot, what its callers do to it, and its single-handler loop.
 
 The cell owns what survives a restart: the mailbox, the system lane (``Down`` messages), the
-watchers, the ref and the counters. The instance it runs is replaceable.
+watchers, the ref and the counters. The instance it runs is replaceable. Its state is the
+:class:`Cell`'s slots; the modules that hold its other parts are functions that take the cell
+and read and write those slots directly (no mixins, no delegating methods), so that no part adds
+a call or a lookup to another's path:
 
-Control requests (stop, restart, suspend) are not queued: they are a field (``_control``) that
-the loop reads before every message, so they overtake every user message and every ``Down``. A
-control request to a busy actor sets the deadline of the cancel scope around the handlers to
-``now + grace``: the messages in hand may finish until then, and are cancelled after. That same
-deadline (``_grace_deadline``) then bounds ``on_stop`` (one deadline for the whole termination of
-the instance, as OTP's ``shutdown``); the ``on_restart`` of a restart runs without it (only a stop
-that overtakes it bounds it).
+- here: the slots, observation (``statistics``, repr), the callers' side (``tell``, ``send``,
+  ``ask``, a withdrawn request, a waiting sender let in) and the loop that serves one message
+  at a time, inline in the actor's task (``_serve``, ``_handle``; ``max_concurrency == 1``,
+  the default);
+- ``_lifecycle.py``: the actor's task from start to finish (``on_start`` and the spawn
+  handshake, the serving scopes, the restarts and suspensions carried out, the final stop);
+- ``_control.py``: control requests (stop, restart, suspend), which are a field the loops read
+  before every message, not queued messages, so they overtake every user message and every
+  ``Down``; and crashes (restart in place, or suspend and tell the supervisor hook);
+- ``_pool.py``: ``max_concurrency > 1``: the actor's task becomes a dispatcher that starts one
+  task per message in a nursery inside the same serving scope (its :class:`Pool` does not
+  exist for the default, which costs nothing extra);
+- ``_watching.py``: ``watch``, ``unwatch`` and the ``Down`` a stop sends the watchers.
 
 Costs kept off the paths that run per message or per idle actor:
 
 - An actor that never got a message holds no cancel scope and no queue: its task parks in
-  ``run`` itself until the first message or control request (an idle actor is its task, two
-  frames, the cell and its ref, context and mailbox; see ``bench/actors_bench.py``).
+  ``_lifecycle.run`` itself until the first message or control request (an idle actor is its
+  task, two frames, the cell and its ref, context and mailbox; see ``bench/actors_bench.py``).
 - The deadline of a request (``ask(timeout=...)``) is carried by the serving scope itself: one
   deadline change of that scope as the handler starts, instead of a scope per request. It stays
   there after the handler until a message with another deadline (or none) starts; if it passes
@@ -24,17 +33,13 @@ Costs kept off the paths that run per message or per idle actor:
   ``AskTimeout`` and is not a crash. (With ``max_concurrency > 1`` each handler task has its own
   scope.) The caller has no scope at all: the system's deadline keeper answers it at the deadline
   if nothing else did (``_deadlines.py``).
-
-With ``max_concurrency == 1`` (the default) the actor's task runs every handler itself, inline.
-With ``max_concurrency > 1`` the actor's task becomes a dispatcher: it opens a nursery inside the
-same cancel scope and starts one task per message, at most ``max_concurrency`` at a time (the
-:class:`_Pool` holds that state; it does not exist for the default, which costs nothing extra).
+- ``tell`` and ``ask`` inline the mailbox's accepting branch and the wake-up of a parked actor;
+  ``_serve`` and ``_handle`` are the whole per-message path of the default actor.
 """
 
 from __future__ import annotations
 
 import collections
-import enum
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
@@ -43,11 +48,13 @@ import outcome
 import trio
 
 from ._actor import Actor, ActorContext
-from ._envelope import Phase, Request, SendWaiter
+from ._control import Control, ControlWaiter, crash
+from ._envelope import STARTED, Phase, Request, SendWaiter
 from ._errors import ActorStopped, AskTimeout, MailboxFull
-from ._groups import leaves
 from ._mailbox import NO_QUEUE, Admission, Mailbox
+from ._mailbox import SERVE_BATCH as _BATCH
 from ._messages import ActorState, ActorStatistics, Down, Overflow
+from ._pool import Pool
 from ._ref import ActorRef
 
 if TYPE_CHECKING:
@@ -58,43 +65,9 @@ __all__ = ["Cell"]
 
 M = TypeVar("M")
 
-# Messages served back to back before the loop yields to the scheduler once (fairness).
-_BATCH = 64
 _INF = math.inf
 _NUMBER = (int, float)
 _UNREAD = -math.inf  # the current time, not read yet
-
-
-class _Control(enum.Enum):
-    STOP = "stop"
-    RESTART = "restart"
-    SUSPEND = "suspend"
-
-
-class _ControlWaiter:
-    # A caller of restart/suspend waiting for the pending operation to finish.
-    __slots__ = ("done", "error")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.error: BaseException | None = None
-
-
-class _Pool:
-    """The state of an actor that may handle up to ``limit`` (> 1) messages at once.
-
-    ``in_flight`` counts the handler tasks started and not yet finished (whatever instance they
-    run on); ``crashed`` holds the error of a crash of the current instance while the other
-    handlers of that discarded instance finish, until the dispatcher hands it to the usual crash
-    handling (hook or restart).
-    """
-
-    __slots__ = ("crashed", "in_flight", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_flight = 0
-        self.crashed: Exception | None = None
 
 
 class Cell(Generic[M]):
@@ -171,7 +144,7 @@ class Cell(Generic[M]):
         self._closed = False
         self._busy = False
         self._current: Request | None = None
-        self._control: _Control | None = None
+        self._control: Control | None = None
         self._scope: trio.CancelScope | None = None
         self._grace_deadline = _INF
         # The deadline of a request that the serving scope carries (inf: it carries the grace
@@ -186,9 +159,9 @@ class Cell(Generic[M]):
         self._system_lane: collections.deque[Down] | None = None
         self._watchers: dict[Cell[Any], None] | None = None
         self._watching: dict[Cell[Any], None] | None = None
-        self._control_waiters: list[_ControlWaiter] | None = None
+        self._control_waiters: list[ControlWaiter] | None = None
         self._stopped: trio.Event | None = None
-        self._pool = _Pool(max_concurrency) if max_concurrency > 1 else None
+        self._pool = Pool(max_concurrency) if max_concurrency > 1 else None
 
     def __repr__(self) -> str:
         pool = self._pool
@@ -234,6 +207,14 @@ class Cell(Generic[M]):
     def stopped_error(self) -> ActorStopped:
         """A fresh :class:`ActorStopped` for this actor (one per caller, for clean tracebacks)."""
         return ActorStopped(self.name, self._stop_reason)
+
+    async def wait_stopped(self) -> None:
+        """Return once the actor is STOPPED."""
+        if self.state is ActorState.STOPPED:
+            return
+        if self._stopped is None:
+            self._stopped = trio.Event()
+        await self._stopped.wait()
 
     # ------------------------------------------------------------------ callers' side
 
@@ -341,143 +322,7 @@ class Cell(Generic[M]):
                 waiter.phase = Phase.QUEUED
             self._wake()
 
-    # ------------------------------------------------------------------ control
-
-    def _apply_grace(self, grace: float | None) -> None:
-        if grace is None:
-            return
-        deadline = trio.current_time() + grace
-        self._grace_deadline = min(self._grace_deadline, deadline)
-        scope = self._scope
-        if scope is not None:
-            if grace <= 0:
-                scope.cancel()
-            else:
-                scope.deadline = min(scope.deadline, deadline)
-
-    def request_stop(self, reason: BaseException | None, grace: float | None) -> None:
-        """Ask the loop to stop (idempotent; a later call may only shorten the grace)."""
-        if self.state is ActorState.STOPPED:
-            return
-        if self._control is not _Control.STOP:
-            self._control = _Control.STOP
-            self._stop_reason = reason
-        self._closed = True
-        self.state = ActorState.STOPPING
-        self._apply_grace(grace)
-        self._wake()
-
-    async def wait_stopped(self) -> None:
-        """Return once the actor is STOPPED."""
-        if self.state is ActorState.STOPPED:
-            return
-        if self._stopped is None:
-            self._stopped = trio.Event()
-        await self._stopped.wait()
-
-    def _in_hand(self) -> bool:
-        # Whether messages may be in hand: a live instance, or handlers of a crashed one.
-        if self._instance is not None:
-            return True
-        pool = self._pool
-        return pool is not None and pool.in_flight > 0
-
-    async def restart(self, grace: float | None) -> None:
-        """Restart with a fresh instance; see ``ActorSystem.restart``."""
-        await self._request_control(_Control.RESTART, grace)
-
-    async def suspend(self, grace: float | None) -> None:
-        """Stop the instance but keep the slot; see ``ActorSystem.suspend``."""
-        await self._request_control(_Control.SUSPEND, grace)
-
-    async def _request_control(self, kind: _Control, grace: float | None) -> None:
-        # Restart and suspend: concurrent calls of the same kind share one operation; a call
-        # that finds the other kind pending waits for it to finish, then makes its own.
-        while True:
-            if self._closed:
-                raise self.stopped_error()
-            control = self._control
-            if control is None:
-                if kind is _Control.SUSPEND and self.state is ActorState.SUSPENDED:
-                    return  # already suspended: nothing to do
-                self._control = kind
-                if self._in_hand():
-                    self._apply_grace(grace)
-                self._wake()
-                break
-            if control is kind:
-                break
-            await self._wait_control()  # its outcome belongs to its own caller
-        error = await self._wait_control()
-        if error is not None:
-            raise error
-
-    async def _wait_control(self) -> BaseException | None:
-        waiter = _ControlWaiter()
-        if self._control_waiters is None:
-            self._control_waiters = []
-        self._control_waiters.append(waiter)
-        await waiter.done.wait()
-        return waiter.error
-
-    def _release_control_waiters(self, error: BaseException | None) -> None:
-        waiters = self._control_waiters
-        if waiters:
-            self._control_waiters = None
-            for waiter in waiters:
-                waiter.error = error
-                waiter.done.set()
-
-    # ------------------------------------------------------------------ watching
-
-    def watch(self, target: Cell[Any]) -> None:
-        """Make this cell a watcher of ``target`` (see ``ActorContext.watch``)."""
-        if target.state is ActorState.STOPPED:
-            self.deliver_down(Down(ref=target.ref, reason=target._stop_reason))
-            return
-        if target._watchers is None:
-            target._watchers = {}
-        target._watchers[self] = None
-        if self._watching is None:
-            self._watching = {}
-        self._watching[target] = None
-
-    def unwatch(self, target: Cell[Any]) -> None:
-        """Stop watching ``target``; drop its undelivered ``Down``."""
-        if target._watchers is not None:
-            target._watchers.pop(self, None)
-        if self._watching is not None:
-            self._watching.pop(target, None)
-        lane = self._system_lane
-        if lane:
-            self._system_lane = collections.deque(d for d in lane if d.ref is not target.ref)
-
-    def deliver_down(self, down: Down) -> None:
-        """Put ``down`` on the system lane (served before user messages)."""
-        if self.state is ActorState.STOPPED:
-            return
-        if self._system_lane is None:
-            self._system_lane = collections.deque()
-        self._system_lane.append(down)
-        self._wake()
-
-    # ------------------------------------------------------------------ the task
-
-    def _make_instance(self) -> Actor[M]:
-        instance = self._factory(*self._factory_args, **self._factory_kwargs)
-        if not isinstance(instance, Actor):
-            raise TypeError(
-                f"`factory` must return an Actor instance (got {type(instance).__name__})"
-            )
-        instance._actor_context = self.context
-        return instance
-
-    def _started(self, result: outcome.Outcome[Exception | None]) -> None:
-        # Answer the task waiting in spawn (once).
-        task = self._spawner
-        if task is not None:
-            self._spawner = None
-            trio.lowlevel.reschedule(task, result)
+    # ------------------------------------------------------------------ the spawn handshake
 
     def abort_start(self, raise_cancel: Callable[[], NoReturn]) -> trio.lowlevel.Abort:
         """``abort_fn`` of the task waiting in spawn: cancel ``on_start``; that task is answered
@@ -493,186 +338,10 @@ class Cell(Generic[M]):
 
     def expect_spawner(self, spawner: trio.lowlevel.Task) -> None:
         """``spawner`` is about to park in spawn, with :meth:`abort_start` as abort function,
-        until :meth:`run` answers it (before the actor's task is started)."""
+        until the actor's task (``_lifecycle.run``) answers it (before that task is started)."""
         self._spawner = spawner
 
-    async def run(self) -> None:
-        """The actor's task: start, serve until stopped, finish. The spawner (see
-        :meth:`expect_spawner`) is answered with None once ``on_start`` finished, with the
-        exception that made the start fail, or with its own cancellation (exactly once)."""
-        self._task = trio.lowlevel.current_task()
-        reason: BaseException | None = None
-        try:
-            if self._start_cancel is None:
-                try:
-                    instance = self._make_instance()
-                    with trio.CancelScope() as scope:  # abort_start cancels it
-                        self._scope = scope
-                        await instance.on_start()
-                    self._scope = None
-                except Exception as exc:
-                    reason = exc
-                    self._started(outcome.Value(exc))
-                    return
-                except BaseException as exc:
-                    if isinstance(exc, trio.Cancelled):
-                        raise  # the system's own cancellation: the spawner is cancelled too
-                    # KeyboardInterrupt and the like go to the spawner, as from nursery.start.
-                    reason = exc
-                    self._started(outcome.Error(exc))
-                    return
-            cancelled = self._start_cancel
-            if cancelled is not None:
-                reason = ActorStopped(self.name, None)
-                self._started(outcome.capture(cancelled))
-                return
-            self._instance = instance
-            if self._control is None:
-                self.state = ActorState.RUNNING
-            self._started(outcome.Value(None))
-            # Idle until there is something to do, with no cancel scope: an actor that never
-            # gets a message costs only this frame and its task.
-            mailbox = self.mailbox
-            while self._control is None and not mailbox.queue and not self._system_lane:
-                self._parked = True
-                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
-            reason = await self._lifecycle()
-        except BaseException as exc:
-            reason = exc
-            raise
-        finally:
-            self._finish(reason)
-            cancelled = self._start_cancel
-            if self._spawner is not None and cancelled is not None:
-                # Its cancellation was asked for (abort_start) and the start ended otherwise:
-                # it still gets exactly one answer.
-                self._started(outcome.capture(cancelled))
-
-    async def _lifecycle(self) -> BaseException | None:
-        while True:
-            control = self._control
-            if control is _Control.RESTART or control is _Control.SUSPEND:
-                await self._stop_then(control)
-            elif control is None:
-                self._deadline_set = _INF
-                with trio.CancelScope(deadline=self._grace_deadline) as scope:
-                    self._scope = scope
-                    if self._pool is None:
-                        await self._serve()
-                    else:
-                        await self._serve_many(self._pool)
-                self._scope = None
-                self._deadline_set = _INF
-                if self._busy:  # cancelled with a message in hand
-                    self._busy = False
-                    request, self._current = self._current, None
-                    if request is not None:
-                        deadline = request.deadline
-                        if deadline <= self._grace_deadline and deadline <= trio.current_time():
-                            # Its own deadline (carried by the serving scope): not a crash.
-                            self.processed += 1
-                            timeout: float = request.timeout  # type: ignore[assignment]
-                            request.answer(outcome.Error(AskTimeout(self.name, timeout)))
-                        else:  # the grace of a stop, restart or suspension ran out
-                            request.answer(outcome.Error(self.stopped_error()))
-            if self._control is _Control.STOP:
-                break
-        reason = self._stop_reason
-        error = await self._stop_instance(reason)
-        return reason if error is None else error
-
-    async def _stop_instance(self, reason: BaseException | None) -> Exception | None:
-        # on_stop(reason) of the current instance, if any, under the grace deadline of the
-        # pending control request (one deadline for the messages in hand and on_stop together;
-        # a later stop may shorten it through self._scope). Returns what on_stop raised. A hook
-        # still running at the deadline is cancelled, and counted in stop_hooks_cut_off.
-        instance, self._instance = self._instance, None
-        if instance is None:
-            return None
-        deadline = self._grace_deadline
-        error: Exception | None = None
-        with trio.CancelScope(deadline=deadline) as scope:
-            self._scope = scope
-            if deadline != _INF and deadline <= trio.current_time():
-                scope.cancel()  # grace 0, or spent by the messages in hand: cancelled at once
-            try:
-                await instance.on_stop(reason)
-            except Exception as exc:
-                error = exc
-        self._scope = None
-        if scope.cancelled_caught:
-            self.stop_hooks_cut_off += 1
-        return error
-
-    async def _stop_then(self, control: _Control) -> None:
-        # Restart or suspend: stop the running instance (if any) within the grace, then (restart)
-        # make the next instance without it: only a stop that overtakes it sets a new one.
-        if control is _Control.RESTART:
-            self.state = ActorState.STARTING
-        error = await self._stop_instance(None)
-        if self._control is _Control.STOP:
-            return  # a stop overtook it: _finish answers the waiters with ActorStopped
-        self._grace_deadline = _INF
-        if control is _Control.SUSPEND:
-            if error is not None:
-                self._last_error = error
-            self._control = None
-            self.state = ActorState.SUSPENDED
-            self._release_control_waiters(error)
-            return
-        with trio.CancelScope() as scope:
-            self._scope = scope
-            await self._replace_instance(error)
-        self._scope = None
-
-    async def _replace_instance(self, error: Exception | None) -> None:
-        # Restart, the old instance stopped (``error``: what its on_stop raised): make a fresh
-        # instance and run on_restart on it.
-        if error is None:
-            try:
-                fresh = self._make_instance()
-                await fresh.on_restart(self._last_error)
-            except Exception as exc:
-                error = exc
-        if error is not None:
-            self._last_error = error
-            if self._control is _Control.STOP:
-                pass
-            elif self._hook is not None:
-                self._control = None
-                self.state = ActorState.SUSPENDED
-            else:
-                self._control = None
-                self.request_stop(error, None)
-            self._release_control_waiters(error)
-            return
-        self._instance = fresh
-        self._last_error = None
-        self.restarts += 1
-        if self._control is _Control.RESTART:
-            self._control = None
-            self.state = ActorState.RUNNING
-        self._release_control_waiters(None)
-
-    def _crash(self, error: Exception) -> None:
-        self._instance = None
-        self.failures += 1
-        self._last_error = error
-        self._after_crash(error)
-
-    def _after_crash(self, error: Exception) -> None:
-        # The instance is gone: restart in place, or suspend and tell the hook.
-        if self._control is not None:
-            return  # a stop, restart or suspension is already on its way
-        hook = self._hook
-        if hook is None:
-            self._control = _Control.RESTART
-            return
-        self.state = ActorState.SUSPENDED
-        try:
-            hook.child_failed(self.ref, error)
-        except Exception as exc:
-            self.request_stop(exc, None)
+    # ------------------------------------------------------------------ serving, one at a time
 
     def _abort_park(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
         self._parked = False
@@ -723,7 +392,7 @@ class Cell(Generic[M]):
                 except Exception as exc:
                     self._busy = False
                     self.processed += 1
-                    self._crash(exc)
+                    crash(self, exc)
                     continue
                 self._busy = False
                 self.processed += 1
@@ -731,117 +400,6 @@ class Cell(Generic[M]):
             if not batch:
                 batch = _BATCH
                 await trio.lowlevel.checkpoint()
-
-    async def _serve_many(self, pool: _Pool) -> None:
-        # max_concurrency > 1: dispatch the system lane, then the mailbox, each message to its
-        # own task in a nursery, at most pool.limit at a time, until a control request is
-        # pending; then wait for the handlers in flight (the scope's grace bounds them).
-        try:
-            async with trio.open_nursery() as nursery:
-                await self._dispatch(pool, nursery)
-        except BaseExceptionGroup as group:
-            # A BaseException (KeyboardInterrupt, ...) out of one handler leaves as itself.
-            found = leaves(group)
-            if len(found) != 1:
-                raise
-            leaf = found[0]
-            raise leaf from (leaf.__cause__ if leaf.__cause__ is not None else group)
-        finally:
-            pool.crashed = None  # a crash during a control request's grace is superseded by it
-
-    async def _dispatch(self, pool: _Pool, nursery: trio.Nursery) -> None:
-        mailbox = self.mailbox
-        queue = mailbox.ensure_queue()
-        limit = pool.limit
-        batch = _BATCH
-        while self._control is None:
-            instance = self._instance
-            if instance is None:
-                crashed = pool.crashed
-                if crashed is not None and not pool.in_flight:
-                    # The other handlers of the crashed instance are done: handle the crash.
-                    pool.crashed = None
-                    self._after_crash(crashed)
-                    continue
-                self._parked = True  # suspended, or handlers of a crashed instance finishing
-                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
-                continue
-            if pool.in_flight >= limit:
-                self._parked = True  # woken by a handler as it finishes
-                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
-                continue
-            lane = self._system_lane
-            if lane:
-                item: Any = lane.popleft()
-            elif queue:
-                item = mailbox.take()
-                if mailbox.waiting:
-                    self._admit()
-                if type(item) is Request:
-                    item.phase = Phase.STARTED
-                    deadline = item.deadline
-                    if deadline != _INF and trio.current_time() >= deadline:
-                        # Load shedding: it expired while queued; no handler sees it.
-                        item.answer(outcome.Error(AskTimeout(self.name, item.timeout)))  # type: ignore[arg-type]
-                        continue
-            else:
-                batch = _BATCH
-                self._parked = True
-                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
-                continue
-            pool.in_flight += 1
-            nursery.start_soon(self._handle_one, pool, instance, item)
-            batch -= 1
-            if not batch:
-                batch = _BATCH
-                await trio.lowlevel.checkpoint()
-
-    async def _handle_one(self, pool: _Pool, instance: Actor[M], item: Any) -> None:
-        # One handler task of a max_concurrency > 1 actor; it keeps its own instance.
-        request: Request | None = item if type(item) is Request else None
-        try:
-            if request is None:
-                deadline = _INF
-                message = item
-            elif request.task is None:
-                return  # abandoned between the dispatch and the start of this task: skipped
-            else:
-                deadline = request.deadline
-                message = request.message
-            try:
-                if deadline == _INF:
-                    result = await instance.receive(message)
-                else:
-                    with trio.CancelScope(deadline=deadline) as scope:
-                        result = await instance.receive(message)
-                    if scope.cancelled_caught and request is not None:  # not a crash
-                        self.processed += 1
-                        timeout: float = request.timeout  # type: ignore[assignment]
-                        request.answer(outcome.Error(AskTimeout(self.name, timeout)))
-                        return
-            except Exception as exc:
-                self.processed += 1
-                if request is not None and request.task is not None:
-                    exc.add_note(f"raised by actor {self.name!r} while handling an ask")
-                    request.answer(outcome.Error(exc))
-                if self._instance is instance:
-                    # The first crash of this instance: no new message starts on it; the
-                    # dispatcher handles the crash once the other handlers are done. A later
-                    # error of the same (discarded) instance only answers its own ask.
-                    self._instance = None
-                    self.failures += 1
-                    self._last_error = exc
-                    pool.crashed = exc
-                return
-            self.processed += 1
-            if request is not None:
-                request.answer(outcome.Value(result))
-        finally:
-            pool.in_flight -= 1
-            if request is not None and request.task is not None:
-                # Cancelled in hand (a stop, restart or suspension whose grace ran out).
-                request.answer(outcome.Error(self.stopped_error()))
-            self._wake()
 
     def _carry_deadline(self, deadline: float) -> None:
         # Give the serving scope the deadline of the message about to start (inf: none); the
@@ -861,7 +419,7 @@ class Cell(Generic[M]):
         if type(item) is Request:
             request: Request | None = item
             deadline = item.deadline
-            item.phase = Phase.STARTED
+            item.phase = STARTED
             if deadline != _INF and (trio.current_time() if now == _UNREAD else now) >= deadline:
                 # Load shedding: it expired while queued; the handler never sees it.
                 item.answer(outcome.Error(AskTimeout(self.name, item.timeout)))  # type: ignore[arg-type]
@@ -884,44 +442,10 @@ class Cell(Generic[M]):
             if request is not None and request.task is not None:
                 exc.add_note(f"raised by actor {self.name!r} while handling an ask")
                 request.answer(outcome.Error(exc))
-            self._crash(exc)
+            crash(self, exc)
             return
         self._busy = False
         self._current = None
         self.processed += 1
         if request is not None:
             request.answer(outcome.Value(result))
-
-    def _finish(self, reason: BaseException | None) -> None:
-        # Final: answer everything still pending, tell the watchers, leave the registry.
-        self.state = ActorState.STOPPED
-        self._closed = True
-        self._stop_reason = reason
-        self._instance = None
-        self._scope = None
-        if self._busy:
-            self._busy = False
-            request, self._current = self._current, None
-            if request is not None:
-                request.answer(outcome.Error(self.stopped_error()))
-        items, waiters = self.mailbox.drain()
-        for item in items:
-            if type(item) is Request:
-                item.answer(outcome.Error(self.stopped_error()))
-        for waiter in waiters:
-            waiter.answer(outcome.Error(self.stopped_error()))
-        self._release_control_waiters(self.stopped_error())
-        self._system_lane = None
-        self.system._forget(self)
-        if self._watching:
-            for target in self._watching:
-                if target._watchers is not None:
-                    target._watchers.pop(self, None)
-            self._watching = None
-        if self._watchers:
-            down = Down(ref=self.ref, reason=reason)
-            watchers, self._watchers = self._watchers, None
-            for watcher in watchers:
-                watcher.deliver_down(down)
-        if self._stopped is not None:
-            self._stopped.set()

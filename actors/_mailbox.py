@@ -40,6 +40,10 @@ class Admission(enum.Enum):
     """Not queued: full under ``WAIT``; the caller may :meth:`Mailbox.wait` or give up."""
 
 
+# Messages a run loop takes from its mailbox back to back before it yields to the scheduler once
+# (fairness); the single-handler loop (_cell.py) and the dispatcher (_pool.py) share it.
+SERVE_BATCH = 64
+
 # The queue and the waiters of a mailbox that never had any (see the module docstring).
 NO_QUEUE: Any = ()
 _NO_WAITERS: Any = ()

@@ -11,11 +11,12 @@ from typing import Any, TypeVar, TypeVarTuple
 
 import trio
 
+from . import _control, _lifecycle
 from ._actor import Actor
 from ._cell import Cell
 from ._deadlines import DeadlineKeeper
 from ._errors import ActorNotFound, NameTaken
-from ._groups import leaves
+from ._groups import raise_sole_leaf
 from ._hook import SupervisorHook
 from ._messages import ActorState, Overflow, SystemStatistics
 from ._ref import ActorRef
@@ -149,11 +150,7 @@ class ActorSystem:
             return bool(await stack.__aexit__(exc_type, exc, tb))
         except BaseExceptionGroup as group:
             # An exception of a single source leaves unwrapped.
-            found = leaves(group)
-            if len(found) != 1:
-                raise
-            leaf = found[0]
-            raise leaf from (leaf.__cause__ if leaf.__cause__ is not None else group)
+            raise_sole_leaf(group)
 
     @property
     def _nursery(self) -> trio.Nursery:
@@ -235,7 +232,7 @@ class ActorSystem:
         # The spawner is known to the cell before its task runs: a cancellation that reaches this
         # task first must find it waiting (abort_start), so that the cell answers it, once.
         cell.expect_spawner(trio.lowlevel.current_task())
-        nursery.start_soon(cell.run, name=name)
+        nursery.start_soon(_lifecycle.run, cell, name=name)
         error = await trio.lowlevel.wait_task_rescheduled(cell.abort_start)
         if error is not None:
             raise error
@@ -291,7 +288,7 @@ class ActorSystem:
         """
         _check_grace(grace)
         cell = ref._cell
-        cell.request_stop(None, grace)
+        _control.request_stop(cell, None, grace)
         await cell.wait_stopped()
 
     async def restart(self, ref: ActorRef[Any], *, grace: float | None = 5.0) -> None:
@@ -318,7 +315,7 @@ class ActorSystem:
         Cancellation: the restart goes on without the caller.
         """
         _check_grace(grace)
-        await ref._cell.restart(grace)
+        await _control.restart(ref._cell, grace)
 
     async def suspend(self, ref: ActorRef[Any], *, grace: float | None = 5.0) -> None:
         """Stop the current instance of ``ref``'s actor but keep its slot, ``SUSPENDED``.
@@ -349,7 +346,7 @@ class ActorSystem:
         Cancellation: the suspension goes on without the caller.
         """
         _check_grace(grace)
-        await ref._cell.suspend(grace)
+        await _control.suspend(ref._cell, grace)
 
     def statistics(self) -> SystemStatistics:
         """A snapshot of the system."""

@@ -31,7 +31,7 @@ import supervisor.cores
 
 PACKAGE = pathlib.Path(supervisor.__file__).parent
 LAYERS = ("base", "rules", "store", "guards", "observe", "tree", "console", "testkit", "app")
-BASE_MODULES = {"_errors", "_config", "_listeners"}
+BASE_MODULES = {"_errors", "_config", "_groups", "_listeners"}
 FACES = {"__init__", "cores", "__main__"}
 # Only these layers may know about actors: the rules and their shells work on any trio code.
 ACTOR_LAYERS = {"tree", "console", "app"}

@@ -44,7 +44,7 @@ from ._events import (
 from ._snapshot import LatencySnapshot, ServiceSnapshot
 
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Sequence
 
 
 _BUCKETS: Final = 10
@@ -266,7 +266,7 @@ class ServiceMetrics:
         if self._pending is not None:
             self.settle()
         if kind is RequestCompleted:
-            self._completed(event)  # type: ignore[arg-type]
+            self._count_completions((event.at,), (event.latency,), (event.attempts,))  # type: ignore[attr-defined]
         elif kind is RequestFailed:
             self._failed(event)  # type: ignore[arg-type]
         elif kind is RequestRefused:
@@ -278,24 +278,38 @@ class ServiceMetrics:
             self.restarts += 1
 
     def completed(self, event: RequestCompleted) -> None:
-        """:meth:`record` of a :class:`RequestCompleted` of this service (the hot path)."""
-        self.events += 1
+        """:meth:`record` of a :class:`RequestCompleted` of this service."""
+        self.completions((event.at,), (event.latency,), (event.attempts,))
+
+    def completions(
+        self, ats: Sequence[float], latencies: Sequence[float], attempts: Sequence[int]
+    ) -> None:
+        """:meth:`record` of ``len(ats)`` answered requests of this service, oldest first: the
+        ``at``, ``latency`` and ``attempts`` of each one's :class:`RequestCompleted` (see
+        ``_completions.py``)."""
+        if not ats:
+            return
+        self.events += len(ats)
         if self._pending is not None:
             self.settle()
-        self._completed(event)
+        self._count_completions(ats, latencies, attempts)
 
-    def _completed(self, event: RequestCompleted) -> None:
-        self.successes += 1
-        if event.attempts > 1:
-            self.succeeded_after_retry += 1
-        at = event.at
-        bucket = self._buckets[-1] if self._buckets else None
-        if bucket is None or bucket[0] != at // self._width:
-            bucket = self._bucket(at)
-        if bucket is not None:
+    def _count_completions(
+        self, ats: Sequence[float], latencies: Sequence[float], attempts: Sequence[int]
+    ) -> None:
+        self.successes += len(ats)
+        self.succeeded_after_retry += sum(1 for n in attempts if n > 1)
+        width = self._width
+        buckets = self._buckets
+        bucket = buckets[-1] if buckets else None
+        for at in ats:
+            if bucket is None or bucket[0] != at // width:
+                bucket = self._bucket(at)
+                if bucket is None:  # older than the window: not counted in a rate
+                    continue
             bucket[1] += 1
             bucket[2] += 1
-        self._latencies.append((at, event.latency))
+        self._latencies.extend(zip(ats, latencies, strict=True))
 
     def _failed(self, event: RequestFailed) -> None:
         self.failures += 1

@@ -147,6 +147,11 @@ class EventBus(Generic[E]):
         self.published = 0
         """How many events were published."""
 
+    @property
+    def audience(self) -> int:
+        """How many listeners and open subscriptions receive what is published now."""
+        return len(self._callbacks) + len(self._subscriptions)
+
     def add_listener(self, callback: Callable[[Any], object]) -> None:
         """Call ``callback(event)`` synchronously for every event published from now on."""
         if not callable(callback):

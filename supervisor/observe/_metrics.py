@@ -5,8 +5,9 @@ fed by the event bus, and the :class:`SystemSnapshot` built from them.
 from __future__ import annotations
 
 import collections
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+import functools
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -18,6 +19,7 @@ from ..rules._breaker import CircuitState, CircuitStateChange
 from ..rules._health import HealthWindow, ServiceStatus
 from ..rules._hedge import HedgeLaunched, HedgeSettled
 from ._aggregates import BreakerOpened, ServiceMetrics, ServiceRestarted
+from ._completions import CompletionLog, draining
 from ._describe import _error, describe_event
 from ._events import (
     ChildRestarted,
@@ -25,72 +27,10 @@ from ._events import (
     RequestFailed,
 )
 from ._snapshot import EventSnapshot, NodeSnapshot, ServiceSnapshot, SystemSnapshot
+from ._watched import WatchedTree
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
-
-
-# -- what metrics need of a tree (the tree satisfies these; metrics never import it) ---------------
-
-
-@attrs.frozen(kw_only=True)
-class ServiceFacts:
-    """What :class:`Metrics` needs to know of one guarded service, taken from its spec."""
-
-    has_breaker: bool
-    """Whether the service has a circuit breaker (its state then starts CLOSED)."""
-    max_queued: int | None
-    """The bulkhead's queue size (``None``: unknown)."""
-    health_check: Callable[[], Any] | None = None
-    """The service's health check, plain or async (``None``: none)."""
-    health_interval: float | None = None
-    """Seconds between checks (``None``: the default)."""
-
-
-class ServiceLoad(Protocol):
-    """The live load of one service: requests being handled and waiting."""
-
-    @property
-    def in_flight(self) -> int: ...
-
-    @property
-    def queued(self) -> int: ...
-
-    # Optional: ``concurrency_limit`` (int or None), the adaptive limit, read when present.
-
-
-class WatchedTree(Protocol):
-    """What :class:`Metrics` needs of the tree it watches.
-
-    :class:`~supervisor.Tree` satisfies it; any object with these members can be watched (a test
-    double, another runtime). The metrics layer never imports the tree.
-    """
-
-    @property
-    def events(self) -> EventBus[Any]: ...
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def started_at(self) -> float: ...
-
-    @property
-    def failure(self) -> BaseException | None: ...
-
-    def nodes(self) -> NodeSnapshot: ...
-
-    def service_facts(self, path: str) -> ServiceFacts | None:
-        """The facts of the service at ``path``, or ``None`` if there is none."""
-        ...
-
-    def service_load(self, path: str) -> ServiceLoad | None:
-        """The live load of the service at ``path``, or ``None`` if there is none."""
-        ...
-
-    def start_background(self, fn: Callable[[], Awaitable[None]], *, name: str) -> None:
-        """Run ``fn`` in the tree's nursery until the tree stops."""
-        ...
+    pass
 
 
 # -- the tree's metrics ----------------------------------------------------------------------------
@@ -206,6 +146,7 @@ class Metrics:
         self.latency_window = latency_window
         self.latency_samples = latency_samples
         self._services: dict[str, _Tracked] = {}
+        self._logs: dict[str, CompletionLog] = {}
         self._recent: collections.deque[object] = collections.deque(maxlen=self.max_events)
         self._last_at = 0.0
         self._events = 0
@@ -221,6 +162,7 @@ class Metrics:
 
     def statistics(self) -> MetricsStatistics:
         """Services tracked, events seen and kept, health checks running."""
+        self._drain_all()
         return MetricsStatistics(
             services=len(self._services),
             events=self._events,
@@ -245,6 +187,46 @@ class Metrics:
         tree.events.add_listener(self.record)
         for tracked in self._services.values():
             self._start_checks(tracked.metrics.path, tracked)
+
+    def completion_log(self, path: str) -> CompletionLog | None:
+        """The log the guarded service at ``path`` writes its answered requests to, instead of
+        publishing a ``RequestCompleted`` for each while these metrics are the only listener on
+        its bus (see ``_completions.py``); made on first use, one per path. ``None`` with
+        ``keep_completed``: the kept events need every ``RequestCompleted`` as it happens.
+
+        A ``RequestCompleted`` of a path with a log that still reaches :meth:`record` (published
+        for the bus's other listeners) is not counted again.
+        """
+        if self.keep_completed:
+            return None
+        log = self._logs.get(path)
+        if log is None:
+            log = self._logs[path] = CompletionLog(functools.partial(self._count_log, path))
+        return log
+
+    def _count_log(self, path: str, log: CompletionLog) -> None:
+        # The log's drain: its entries, counted as their RequestCompleted events would have been.
+        ats, latencies, attempts = log.take()
+        if not ats:
+            return
+        self._events += len(ats)
+        self._last_at = max(self._last_at, ats[-1])
+        done = self._services.get(path) or self._discover(path, ats[0])
+        if done is None:
+            return
+        done.metrics.completions(ats, latencies, attempts)
+        done.ok_calls += len(ats)
+        done.window.calls_succeeded(latencies)  # type: ignore[union-attr]
+
+    def _drain(self, path: str) -> None:
+        log = self._logs.get(path)
+        if log is not None and log.ats:
+            self._count_log(path, log)
+
+    def _drain_all(self) -> None:
+        for path, log in self._logs.items():
+            if log.ats:
+                self._count_log(path, log)
 
     def add_service(
         self,
@@ -285,7 +267,11 @@ class Metrics:
         # Registered with the real check, or with a placeholder that never runs (the tracker of a
         # service without checks is never entered; it only counts recorded calls).
         tracker.register_service(
-            path, health_check if health_check is not None else _constant(True), health_interval
+            path,
+            _constant(True)
+            if health_check is None
+            else draining(health_check, functools.partial(self._drain, path)),
+            health_interval,
         )
         tracked = _Tracked(metrics, tracker, health_check, health_interval)
         tracked.window = tracker.window(path)
@@ -331,18 +317,10 @@ class Metrics:
         """The bus listener: count ``event`` for its service, feed that service's health, and
         keep it among the recent events (see ``keep_completed``). Never raises for an unknown
         event; synchronous, no checkpoint."""
-        self._events += 1
-        if type(event) is RequestCompleted:  # the hot path: one per answered request
-            self._last_at = event.at
-            if self.keep_completed:
-                self._recent.append(event)
-            done = self._services.get(event.path) or self._discover(event.path, event.at)
-            if done is not None:
-                done.metrics.completed(event)
-                done.ok_calls += 1
-                # The window directly: the latency of a published event is valid already.
-                done.window.call_succeeded(event.latency)  # type: ignore[union-attr]
+        if type(event) is RequestCompleted:  # one per answered request, without a log
+            self._completed(event)
             return
+        self._events += 1
         at = getattr(event, "at", None)
         if isinstance(at, int | float):
             self._last_at = float(at)
@@ -355,6 +333,9 @@ class Metrics:
             path = getattr(event, "path", None)
             if not isinstance(path, str):
                 return
+        log = self._logs.get(path)
+        if log is not None and log.ats:
+            self._count_log(path, log)  # the service's earlier answers first: counted in order
         tracked = self._discover(path, self._last_at)
         if tracked is None:
             return
@@ -368,6 +349,20 @@ class Metrics:
         elif kind is CircuitStateChange and event.new_state is CircuitState.OPEN:  # type: ignore[attr-defined]
             tracker.record_call(path, 0.0, BreakerOpened(f"breaker of {path} opened"))
 
+    def _completed(self, event: RequestCompleted) -> None:
+        if event.path in self._logs:
+            return  # a copy for the bus's other listeners: counted from the service's log
+        self._events += 1
+        self._last_at = event.at
+        if self.keep_completed:
+            self._recent.append(event)
+        done = self._services.get(event.path) or self._discover(event.path, event.at)
+        if done is not None:
+            done.metrics.completed(event)
+            done.ok_calls += 1
+            # The window directly: the latency of a published event is valid already.
+            done.window.call_succeeded(event.latency)  # type: ignore[union-attr]
+
     # -- reading ---------------------------------------------------------------------------------
 
     def service(self, path: str) -> ServiceMetrics:
@@ -376,6 +371,7 @@ class Metrics:
         Raises:
             KeyError: the service is not tracked (yet: it is tracked from its first event).
         """
+        self._drain(path)
         return self._services[path].metrics
 
     def health(self, path: str) -> ServiceStatus:
@@ -384,6 +380,7 @@ class Metrics:
         Raises:
             KeyError: the service is not tracked.
         """
+        self._drain(path)
         return self._services[path].tracker.get_status(path)
 
     def service_snapshot(
@@ -403,6 +400,7 @@ class Metrics:
         Raises:
             KeyError: the service is not tracked.
         """
+        self._drain(path)
         tracked = self._services[path]
         status = tracked.tracker.get_status(path)
         passed = round(status.availability * (status.checks + status.calls) / 100.0)

@@ -43,6 +43,12 @@ class CircuitState(enum.Enum):
     """A limited number of trial calls run; their outcome closes or reopens the breaker."""
 
 
+# Read on every refusal: module globals, since reading a member off its enum class is an
+# unspecialised attribute lookup in CPython 3.11 (about 85 ns, against 10 for a global).
+_OPEN: Final = CircuitState.OPEN
+_HALF_OPEN: Final = CircuitState.HALF_OPEN
+
+
 class ChangeReason(enum.Enum):
     """Why a breaker changed state."""
 
@@ -422,14 +428,12 @@ class BreakerCore:
         the refusal and return its ``retry_after``; else return ``None`` and change nothing (ask
         :meth:`try_acquire` for the permit)."""
         state = self._state
-        if state is CircuitState.OPEN:
+        if state is _OPEN:
             half_open_at = self._half_open_at
             if now < half_open_at:
                 self.refused += 1
                 return half_open_at - now
-        elif state is CircuitState.HALF_OPEN and (
-            self._trials_in_flight >= self.half_open_max_calls
-        ):
+        elif state is _HALF_OPEN and (self._trials_in_flight >= self.half_open_max_calls):
             self.refused += 1
             return 0.0
         return None

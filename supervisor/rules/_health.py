@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -128,6 +128,14 @@ class HealthWindow:
         self._recent.append((True, latency))
         self.total += 1
         self.passed += 1
+
+    def calls_succeeded(self, latencies: Sequence[float]) -> None:
+        """:meth:`call_succeeded` of each of ``latencies``, oldest first."""
+        count = len(latencies)
+        self.calls += count
+        self._recent.extend([(True, latency) for latency in latencies])
+        self.total += count
+        self.passed += count
 
     def record_check(
         self, *, ok: bool, latency: float, error_type: str | None, now: float

@@ -36,6 +36,7 @@ import trio
 from .._config import DURATION, NON_NEGATIVE
 from .._errors import ConfigError
 from .._errors import shown as show_value
+from .._groups import raise_sole_leaf
 from .._listeners import Listeners
 from ..rules._breaker import ExceptionTypes
 from ..rules._window import SlidingWindowCore
@@ -43,7 +44,7 @@ from ._base import BreakerSettings, Store, ThrottleBinding, check_name, check_sa
 from ._errors import StoreAuthError, StoreConnectionError
 from ._events import StoreEvent
 from ._fleet import Availability, FleetBreakerCore
-from ._redis_connect import _check_prefix, _coredis, _describe, _is_outage, _leaves, _resolve_url
+from ._redis_connect import _check_prefix, _coredis, _describe, _is_outage, _resolve_url
 from ._redis_sync import BreakerSync
 from ._redis_throttle import _FleetThrottle
 from ._scripts import BREAKER_SYNC, THROTTLE_ADMIT
@@ -240,10 +241,7 @@ class RedisStore(BreakerSync, Store):
             async with cls._session(target, shown, prefix, options) as store:
                 yield store
         except BaseExceptionGroup as group:
-            found = _leaves(group)
-            if len(found) != 1:
-                raise
-            raise found[0] from (found[0].__cause__ if found[0].__cause__ is not None else group)
+            raise_sole_leaf(group)
 
     @classmethod
     @contextlib.asynccontextmanager

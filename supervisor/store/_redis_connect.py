@@ -16,6 +16,7 @@ import trio
 
 from .._errors import ConfigError
 from .._errors import shown as show_value
+from .._groups import leaves
 
 __all__ = ["URL_ENV", "redact_url"]
 
@@ -96,18 +97,12 @@ def _check_prefix(prefix: object) -> str:
     return prefix
 
 
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
-    return [error]
-
-
 def _is_outage(error: BaseException) -> bool:
     """Whether ``error`` (or every exception of a group) says the server cannot be reached."""
     outages = _outage_types()
-    return all(isinstance(leaf, outages) for leaf in _leaves(error))
+    return all(isinstance(leaf, outages) for leaf in leaves(error))
 
 
 def _describe(error: BaseException) -> BaseException:
-    leaves = _leaves(error)
-    return leaves[0] if leaves else error
+    found = leaves(error)
+    return found[0] if found else error

@@ -25,7 +25,7 @@ from ._limits import wait_within_limit
 
 if TYPE_CHECKING:
     from ..rules._breaker import Permit
-    from ._service import GuardedService
+    from ._request_path import RequestPath
 
 
 class _AttemptFailed(Exception):
@@ -37,7 +37,7 @@ class _AttemptFailed(Exception):
         self.error = error
 
 
-def _admit_hedge(service: GuardedService, now: float) -> Permit | bool | None:
+def _admit_hedge(service: RequestPath, now: float) -> Permit | bool | None:
     # A permit (or None without a breaker) and a running slot, or False: skip this hedge.
     core = service._core
     permit = None
@@ -51,7 +51,7 @@ def _admit_hedge(service: GuardedService, now: float) -> Permit | bool | None:
 
 
 async def hedged_attempt(
-    service: GuardedService,
+    service: RequestPath,
     request: Any,
     *,
     now: float,

@@ -21,8 +21,8 @@ from ..guards._bulkhead import wait_for_slot
 
 if TYPE_CHECKING:
     from ..rules._breaker import Permit
+    from ._request_path import RequestPath
     from ._rule_specs import BulkheadSpec
-    from ._service import GuardedService
 
 
 def adaptive_bulkhead_for(spec: BulkheadSpec, path: str) -> AdaptiveBulkhead | None:
@@ -36,7 +36,7 @@ def adaptive_bulkhead_for(spec: BulkheadSpec, path: str) -> AdaptiveBulkhead | N
 
 
 async def wait_within_limit(
-    service: GuardedService, ticket: trio.lowlevel.Task, *, now: float, deadline: float
+    service: RequestPath, ticket: trio.lowlevel.Task, *, now: float, deadline: float
 ) -> AskTimeout | None:
     """Wait, queued as ``ticket`` (the current task), until the adaptive bulkhead hands this
     request a slot; ``None`` once it holds one, or the :class:`~actors.AskTimeout` to fail with
@@ -52,7 +52,7 @@ async def wait_within_limit(
 
 
 async def ask_within_limit(
-    service: GuardedService,
+    service: RequestPath,
     request: Any,
     *,
     now: float,
@@ -60,7 +60,7 @@ async def ask_within_limit(
     permit: Permit | None,
     ticket: trio.lowlevel.Task | None,
 ) -> tuple[bool, Any]:
-    """Step 5 of a service with an adaptive limit (``GuardedService._ask_holding``'s contract):
+    """Step 5 of a service with an adaptive limit (``RequestPath._ask_holding``'s contract):
     a queued request (``ticket``) first waits for a slot, within the deadline
     (:func:`wait_within_limit`); then it is asked, and its outcome feeds the limit (latency from
     getting the slot to the answer; any failure, the actor's errors and timeouts included,

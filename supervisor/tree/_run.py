@@ -13,9 +13,9 @@ from typing import Any
 import trio
 
 import actors
-from actors._groups import leaves
 
 from .._errors import ConfigError, shown
+from .._groups import leaves, raise_sole_leaf
 from ..observe._bus import EventBus
 from ..observe._metrics import Metrics
 from ..store._base import Store
@@ -103,10 +103,7 @@ async def run_tree(
         # The timers' nursery wraps whatever leaves the block; one source leaves as itself, and
         # KeyboardInterrupt or SystemExit leave as themselves whatever came with them (a handler's
         # Ctrl-C also stops the callers' asks, whose ActorStopped is only its consequence).
-        found = leaves(group)
-        fatal = [leaf for leaf in found if isinstance(leaf, KeyboardInterrupt | SystemExit)]
+        fatal = [leaf for leaf in leaves(group) if isinstance(leaf, KeyboardInterrupt | SystemExit)]
         if fatal:
             raise fatal[0] from group
-        if len(found) != 1:
-            raise
-        raise found[0] from (found[0].__cause__ if found[0].__cause__ is not None else group)
+        raise_sole_leaf(group)

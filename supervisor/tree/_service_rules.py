@@ -4,7 +4,7 @@ with a rate window, open backoff or classifiers (a
 :class:`~supervisor.rules._retry_plan.RetryPlan` (error and result predicates, a total time
 limit, a retry budget, and the give-up event).
 
-``tree/_service.py`` calls these at its steps; each is a plain function of the service's state,
+``tree/_request_path.py`` calls these at its steps; each is a plain function of the service's state,
 so the request path there still reads top to bottom.
 """
 
@@ -83,7 +83,7 @@ class RetryStep:
         ConfigError: a bad value (the spec checked most already).
     """
 
-    __slots__ = ("_bus", "_path", "_rng", "plan")
+    __slots__ = ("_bus", "_path", "_rng", "by_result", "counts_starts", "plan")
 
     def __init__(
         self, spec: RetrySpec, *, bus: EventBus[Any], path: str, rng: random.Random
@@ -91,11 +91,11 @@ class RetryStep:
         self.plan = retry_plan(spec)
         """The pure plan."""
         self._bus, self._path, self._rng = bus, path, rng
-
-    @property
-    def by_result(self) -> bool:
+        # Read on every request: plain attributes, not properties (the plan never changes).
+        self.by_result = self.plan.retry_on_result is not None
         """Whether replies may be retried (the spec has ``retry_on_result``)."""
-        return self.plan.retry_on_result is not None
+        self.counts_starts = self.plan.budget is not None
+        """Whether :meth:`start` counts anything (the plan has a budget)."""
 
     @property
     def refused(self) -> int:

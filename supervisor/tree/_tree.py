@@ -55,8 +55,9 @@ import actors
 
 from .._errors import ConfigError, shown
 from ..observe._bus import EventBus
-from ..observe._metrics import Metrics, ServiceFacts
+from ..observe._metrics import Metrics
 from ..observe._snapshot import NodeSnapshot, SystemSnapshot
+from ..observe._watched import ServiceFacts
 from ..rules._breaker import CircuitState, CircuitStateChange
 from ..store._base import Store
 from ._children import (
@@ -155,6 +156,7 @@ class Tree:
             )
             if self.metrics is not None:
                 service.refusal_span = self.metrics.bucket_width
+                service.completions = self.metrics.completion_log(path)
             handle = self._handles.get(path)
             if handle is not None:
                 handle._service = service

@@ -80,6 +80,12 @@ FALLBACK: Final = "fallback"
 """The answer of every service's fallback, when it has one."""
 BOUND: Final = 1000.0
 """Mock seconds after which the run counts as hung (a run takes well under 100)."""
+STAYS_DOWN_STOP: Final = 200.0
+"""When the body leaves ``run_tree`` of a plan with ``stop_at=None`` in which a service without
+a timeout may stay down for good: every restart of a service with ``fails_restart=1`` fails, and
+when its backoff spaces the tries wider than ``within / max_restarts`` the intensity is never
+exceeded (as with systemd's restart delay), so the supervisor tries forever while a call without
+a deadline waits in the mailbox until the tree stops. Stopping answers it (``ActorStopped``)."""
 
 
 class Flaky(Exception):
@@ -754,6 +760,13 @@ def _all_tasks() -> set[trio.lowlevel.Task]:
     return found
 
 
+def _may_wait_forever(plan: TreePlan) -> bool:
+    # A service whose every restart fails, and a call with no deadline (see STAYS_DOWN_STOP).
+    return any(service.fails_restart == 1 for service in plan.services) and any(
+        service.rules.get("timeout") is None for service in plan.services
+    )
+
+
 def run_chaos(plan: TreePlan, plans: list[list[Step]]) -> Lab:
     """Run the callers of ``plans`` against the tree of ``plan`` and assert every invariant."""
     lab = Lab()
@@ -781,6 +794,8 @@ def run_chaos(plan: TreePlan, plans: list[list[Step]]) -> Lab:
                         ref = tree.lookup(path)
                         lab.refs[id(ref)] = ref
                     deadline = math.inf if plan.stop_at is None else plan.stop_at
+                    if plan.stop_at is None and _may_wait_forever(plan):
+                        deadline = STAYS_DOWN_STOP
                     with trio.move_on_at(deadline) as scope:
                         async with trio.open_nursery() as side:
                             side.start_soon(lab.controller, tree, paths, plan.terminations)

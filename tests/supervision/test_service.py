@@ -422,6 +422,41 @@ async def test_reset_and_force_open_by_the_user_reach_the_bus() -> None:
         ]
 
 
+async def test_an_open_breaker_behind_a_fallback_is_answered_by_the_fallback() -> None:
+    """With a fallback, the refusal is the fallback's to answer, and still counted."""
+    spec = spec_of(breaker=BreakerSpec(failure_threshold=1), fallback=FallbackSpec(default=0))
+    async with running(spec) as h:
+        assert h.service.handle.breaker is not None
+        h.service.handle.breaker.force_open()
+        pending = h.service.handle.call(("ok", 1))
+        assert await pending == 0
+        assert h.service.statistics().refused == 1
+
+
+async def test_a_half_open_breaker_admits_its_trial_through_the_path(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A breaker due to half-open admits one trial (with success_threshold 1 it closes on its
+    success); further calls while the trial runs are refused."""
+    spec = spec_of(breaker=BreakerSpec(failure_threshold=1, success_threshold=1, timeout=5.0))
+    async with running(spec) as h, trio.open_nursery() as nursery:
+        with pytest.raises(Boom):
+            await h.service.handle.call(("fail", 1))
+        await trio.sleep(5.0)
+        answers: list[Any] = []
+
+        async def trial() -> None:
+            answers.append(await h.service.handle.call(("slow", 1.0)))
+
+        nursery.start_soon(trial)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(CircuitOpenError):
+            await h.service.handle.call(("ok", 2))
+        await trio.sleep(1.5)
+        assert answers == [1.0]
+        assert h.service.statistics().state is CircuitState.CLOSED
+
+
 async def test_a_crash_counts_as_a_failure_and_park_until_tells_when_to_restart(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
