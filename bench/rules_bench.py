@@ -26,7 +26,7 @@ import supervisor
 from supervisor.cores import SlidingWindowCore
 
 from ._baselines import RawServer
-from ._harness import Figure, Report, paired_async, paired_sync
+from ._harness import Figure, Report, asyncio_pause, call_loop, paired_async, paired_sync
 
 SECTION = "rules"
 _LONG = 3600.0  # windows and timeouts far longer than any run, so nothing trips
@@ -38,32 +38,6 @@ async def _bare() -> int:
 
 def _bare_sync() -> int:
     return 1
-
-
-_YIELD_EVERY = 1000
-"""Calls between two checkpoints of a measuring loop (the bare call's loop does the same)."""
-
-
-async def _asyncio_pause() -> None:
-    await asyncio.sleep(0)
-
-
-def _loop(
-    fn: Callable[[], Awaitable[Any]],
-    pause: Callable[[], Awaitable[None]] = trio.lowlevel.checkpoint,
-) -> Callable[[int], Awaitable[None]]:
-    # A checkpoint every thousand calls (``pause``: the event loop's own), as any trio program
-    # has: trio drops the deadline entries of exited cancel scopes only in its run loop, so a
-    # loop of timed calls that never yields keeps every scope it opened alive (about 240 bytes
-    # each, walked by every full collection: 0.7-0.8 us per call here, and it taxes every figure
-    # measured after it in the process).
-    async def run(n: int) -> None:
-        for i in range(n):
-            await fn()
-            if i % _YIELD_EVERY == 0:
-                await pause()
-
-    return run
 
 
 def _ours_stack() -> Callable[[], Awaitable[int]]:
@@ -150,15 +124,15 @@ async def _fail_after_bare() -> int:
 
 
 async def _success_overheads(report: Report, ops: int) -> dict[str, float]:
-    bare = _loop(_bare)
+    bare = call_loop(_bare)
     found: dict[str, float] = {}
     for name, fn in _ours().items():
-        ours_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
+        ours_us, bare_us = await paired_async(call_loop(fn), bare, ops=ops)
         found[name] = ours_us - bare_us
         if name == "all of them stacked":
             # Against trio's own floor for the one rule that needs a scope: fail_after around
             # the bare call, measured in the same run.
-            scope_us, bare2_us = await paired_async(_loop(_fail_after_bare), bare, ops=ops)
+            scope_us, bare2_us = await paired_async(call_loop(_fail_after_bare), bare, ops=ops)
             found["fail_after"] = scope_us - bare2_us
         report.add(
             Figure(
@@ -186,7 +160,7 @@ async def _success_overheads(report: Report, ops: int) -> dict[str, float]:
         )
     )
     for name, fn in _new_rules().items():
-        ours_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
+        ours_us, bare_us = await paired_async(call_loop(fn), bare, ops=ops)
         found[name] = ours_us - bare_us
         report.add(
             Figure(
@@ -199,8 +173,10 @@ async def _success_overheads(report: Report, ops: int) -> dict[str, float]:
                 target=f"+{ours_us - bare_us:.3f} us over the bare call",
             )
         )
-    hedged = _loop(supervisor.hedge(_LONG)(_bare))
-    hedge_us, spawn_us = await paired_async(hedged, _loop(_nursery_and_task), ops=max(1, ops // 10))
+    hedged = call_loop(supervisor.hedge(_LONG)(_bare))
+    hedge_us, spawn_us = await paired_async(
+        hedged, call_loop(_nursery_and_task), ops=max(1, ops // 10)
+    )
     report.add(
         Figure(
             section=SECTION,
@@ -213,7 +189,7 @@ async def _success_overheads(report: Report, ops: int) -> dict[str, float]:
         )
     )
     for peer, (job, fn) in _trio_peers().items():
-        peer_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
+        peer_us, bare_us = await paired_async(call_loop(fn), bare, ops=ops)
         found[f"peer:{peer}"] = peer_us - bare_us
         report.add(
             Figure(
@@ -410,7 +386,9 @@ def _asyncio_overheads(report: Report, ops: int) -> None:
     """Peers that need asyncio, each against an asyncio bare call in the same loop."""
 
     async def measure(fn: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
-        return await paired_async(_loop(fn, _asyncio_pause), _loop(_bare, _asyncio_pause), ops=ops)
+        return await paired_async(
+            call_loop(fn, asyncio_pause), call_loop(_bare, asyncio_pause), ops=ops
+        )
 
     async def main() -> None:
         if _have("aiobreaker"):

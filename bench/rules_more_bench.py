@@ -17,7 +17,7 @@ from supervisor.tree._rule_specs import BreakerSpec, RetrySpec
 from supervisor.tree._run import run_tree
 from supervisor.tree._specs import ServiceSpec, SupervisorSpec
 
-from ._harness import Figure, Report, paired_async
+from ._harness import Figure, Report, call_loop, paired_async
 
 SECTION = "rules+"
 _LONG = 3600.0
@@ -25,14 +25,6 @@ _LONG = 3600.0
 
 async def _bare() -> int:
     return 1
-
-
-def _loop(fn: Callable[[], Awaitable[Any]]) -> Callable[[int], Awaitable[None]]:
-    async def run(n: int) -> None:
-        for _ in range(n):
-            await fn()
-
-    return run
 
 
 def _block(*, inline: bool) -> Callable[[], Awaitable[int]]:
@@ -108,7 +100,7 @@ async def _service_figure(report: Report, ops: int) -> None:
             return await beyond.call(1)
 
         ours_us, plain_us = await paired_async(
-            _loop(call_beyond), _loop(call_plain), ops=max(1, ops // 10)
+            call_loop(call_beyond), call_loop(call_plain), ops=max(1, ops // 10)
         )
     report.add(
         Figure(
@@ -126,13 +118,13 @@ async def _service_figure(report: Report, ops: int) -> None:
 async def run(report: Report, *, quick: bool) -> None:
     """Add this module's figures to ``report``."""
     ops = 5_000 if quick else 50_000
-    bare = _loop(_bare)
+    bare = call_loop(_bare)
     plain: dict[str, float] = {}
     for rule, fn in (
         ("@circuit_breaker", supervisor.circuit_breaker(failure_threshold=5)(_bare)),
         ("@retry", supervisor.retry(max_attempts=3)(_bare)),
     ):
-        ours_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
+        ours_us, bare_us = await paired_async(call_loop(fn), bare, ops=ops)
         plain[rule] = ours_us - bare_us
     groups = (
         ("@circuit_breaker", {name: make(_bare) for name, make in _breakers().items()}),  # type: ignore[operator]
@@ -150,7 +142,7 @@ async def run(report: Report, *, quick: bool) -> None:
             )
         )
         for name, fn in variants.items():
-            ours_us, bare_us = await paired_async(_loop(fn), bare, ops=ops)
+            ours_us, bare_us = await paired_async(call_loop(fn), bare, ops=ops)
             report.add(
                 Figure(
                     section=SECTION,
