@@ -143,6 +143,7 @@ class GuardedService(RequestPath):
             self._breaker.add_listener(bus.publish)
             self._core = self._breaker.core
         self._measured = isinstance(self._core, RateBreakerCore)
+        self._refuses_first = None if spec.throttle is not None else self._core
         self._bulkhead: BulkheadCore[trio.lowlevel.Task] = BulkheadCore(
             spec.bulkhead.max_concurrent, spec.bulkhead.max_queued
         )
