@@ -51,7 +51,7 @@ class MetricsStatistics:
 
 
 class _Tracked:
-    __slots__ = ("check", "interval", "metrics", "ok_calls", "tracker", "window")
+    __slots__ = ("check", "checks", "interval", "metrics", "ok_calls", "tracker", "window")
 
     def __init__(
         self,
@@ -66,11 +66,13 @@ class _Tracked:
         self.interval = interval
         self.ok_calls = 0
         self.window: HealthWindow | None = None  # the tracker's window, once registered
+        self.checks: trio.CancelScope | None = None  # around its running checks, once started
 
 
-async def _run_tracker(tracker: HealthTracker) -> None:
-    async with tracker:
-        await trio.sleep_forever()
+async def _run_tracker(tracker: HealthTracker, scope: trio.CancelScope) -> None:
+    with scope:
+        async with tracker:
+            await trio.sleep_forever()
 
 
 def _constant(value: bool) -> Callable[[], bool]:
@@ -288,7 +290,19 @@ class Metrics:
             tracked.tracker.add_listener(publish)
         self._checks_running.add(path)
         tracker = tracked.tracker
-        tree.start_background(lambda: _run_tracker(tracker), name=f"health check of {path}")
+        scope = tracked.checks = trio.CancelScope()
+        tree.start_background(lambda: _run_tracker(tracker, scope), name=f"health check of {path}")
+
+    def forget(self, path: str) -> None:
+        """Stop tracking the service at ``path``, which left the tree (deleted, or a temporary
+        child that ended): its aggregates, its health, its completion log go, and its health
+        checks stop. A service at the same path later is tracked afresh. A no-op for a path not
+        tracked. So a tree whose children come and go keeps no metrics of the gone ones."""
+        self._logs.pop(path, None)
+        tracked = self._services.pop(path, None)
+        if tracked is not None and tracked.checks is not None:
+            tracked.checks.cancel()
+        self._checks_running.discard(path)
 
     def _discover(self, path: str, at: float) -> _Tracked | None:
         tracked = self._services.get(path)

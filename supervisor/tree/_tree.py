@@ -166,9 +166,12 @@ class Tree:
         return service
 
     def _forget(self, path: str) -> None:
-        # A child was removed from its supervisor: it is no longer a service or a path here.
+        # A child was removed from its supervisor: it is no longer a service or a path here, and
+        # the metrics keep nothing of it.
         self._services.pop(path, None)
         self._paths.discard(path)
+        if self.metrics is not None:
+            self.metrics.forget(path)
 
     def _after(self, supervisor: actors.ActorRef[Any], at: float, message: Any) -> trio.CancelScope:
         """Tell ``message`` to ``supervisor`` at trio time ``at`` (not if it stopped meanwhile);
