@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections
 import functools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
@@ -28,10 +28,6 @@ from ._events import (
 )
 from ._snapshot import EventSnapshot, NodeSnapshot, ServiceSnapshot, SystemSnapshot
 from ._watched import WatchedTree
-
-if TYPE_CHECKING:
-    pass
-
 
 # -- the tree's metrics ----------------------------------------------------------------------------
 
