@@ -27,7 +27,7 @@ The path of :meth:`RequestPath.call` (which :meth:`ServiceRef.call` is), in orde
    :class:`~actors.AskTimeout`, :class:`~actors.ActorStopped`, ...) feeds the breaker, and is
    retried per the retry schedule: the next attempt starts over at step 2, after a delay spent
    holding no bulkhead place and never reaching past the deadline.
-7. **Fallback** (if set): answers a refusal (steps 2-4) or the last failure.
+7. **Fallback** (if set): answers a refusal (steps 2-4) or the last failure (``_fallbacks.py``).
 
 Refusals are never retried: a rule that refuses says the service cannot take the request now, so
 they go straight to the fallback (fast fail). A refusal costs no mailbox hop, no checkpoint and no
@@ -40,7 +40,6 @@ Why one class and few frames: see docs/architecture.md.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 from collections.abc import Coroutine, Hashable
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -53,7 +52,6 @@ from .._config import DURATION, UNSET, Unset
 from .._errors import BulkheadFullError, CircuitOpenError, OperationTimeout, RateLimitExceeded
 from ..guards._throttle import OnLimit, Throttle
 from ..observe._events import (
-    FallbackUsed,
     Refusal,
     RequestCompleted,
     RequestFailed,
@@ -63,6 +61,7 @@ from ..rules._breaker import BreakerCore, Permit
 from ..rules._breaker import Refusal as BreakerRefusal
 from ..rules._bulkhead import BulkheadCore
 from ..rules._cache import MISS, TtlLruCache
+from ._fallbacks import answer_by_fallback
 from ._hedging import hedged_attempt
 from ._limits import ask_within_limit
 from ._service_rules import settle_error, settle_result
@@ -196,7 +195,7 @@ class RequestPath:
         try:
             return await self._attempts(request, now, deadline, seconds)
         except Exception as exc:
-            answer = await self._answer_by_fallback(request, exc)
+            answer = await answer_by_fallback(self, request, exc)
             if answer is MISS:
                 raise
             return answer
@@ -210,7 +209,7 @@ class RequestPath:
         try:
             return await self._attempts(request, now, deadline, seconds)
         except Exception as exc:
-            answer = await self._answer_by_fallback(request, exc)
+            answer = await answer_by_fallback(self, request, exc)
             if answer is MISS:
                 raise
             return answer
@@ -491,30 +490,3 @@ class RequestPath:
             await trio.sleep(delay)  # holding nothing: a cancellation here has nothing to give back
             now = trio.current_time()
             attempt += 1
-
-    async def _answer_by_fallback(self, request: Any, cause: Exception) -> Any:
-        # Step 7; called while ``cause`` is being handled, so that an error of the degraded
-        # handler has it as its __context__. MISS: nothing to answer with (cache miss).
-        fallback = self._fallback
-        if fallback is None:  # pragma: no cover - call() checks first
-            return MISS
-        cache = self._cache
-        if fallback.has_default:
-            kind = "default"
-            answer = fallback.default
-        elif cache is not None:
-            kind = "cache"
-            try:
-                answer = cache.get(request, trio.current_time())
-            except TypeError:  # an unhashable request was never cached
-                answer = MISS
-            if answer is MISS:
-                return MISS
-        else:
-            kind = "degraded"
-            answer = fallback.degraded(request)  # type: ignore[misc]
-            if inspect.isawaitable(answer):
-                answer = await answer
-        self.fallbacks += 1
-        self._publish(FallbackUsed(path=self.path, at=trio.current_time(), kind=kind, cause=cause))
-        return answer
