@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import gc
 import importlib.util
 import statistics
 import time
-import tracemalloc
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,10 +20,10 @@ import trio
 import trio.testing
 
 import supervisor
-from supervisor.cores import SlidingWindowCore
 
 from ._baselines import RawServer
 from ._harness import Figure, Report, asyncio_pause, call_loop, paired_async, paired_sync
+from ._window_memory import window_memory
 
 SECTION = "rules"
 _LONG = 3600.0  # windows and timeouts far longer than any run, so nothing trips
@@ -477,61 +474,10 @@ def _peer_row(report: Report, peer: str, job: str, overhead: float, where: str) 
     )
 
 
-def _full_collection_ms(rounds: int = 7) -> float:
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        gc.collect()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
-
-
-def _deque_log(count: int) -> object:
-    log: deque[float] = deque()
-    for i in range(count):
-        log.append(i * 1e-6)
-    return log
-
-
-def _window_log(count: int) -> object:
-    window = SlidingWindowCore(10**9, _LONG)
-    for i in range(count):
-        window.admit_if_room(i * 1e-6)
-    return window
-
-
-def _window_memory(report: Report, count: int) -> None:
-    """What a throttle's window holds per admission, beside a deque of floats (the sliding log
-    written the plain way), and what each adds to a full garbage collection."""
-    found: dict[str, tuple[float, float]] = {}
-    for name, build in (("deque", _deque_log), ("window", _window_log)):
-        gc.collect()
-        empty_ms = _full_collection_ms()
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-        held = build(count)
-        used = (tracemalloc.get_traced_memory()[0] - before) / count
-        tracemalloc.stop()
-        found[name] = (used, _full_collection_ms() - empty_ms)
-        del held
-    (deque_bytes, deque_ms), (ours_bytes, ours_ms) = found["deque"], found["window"]
-    report.add(
-        Figure(
-            section=SECTION,
-            name=f"throttle window: memory per admission ({count:,} in the window)",
-            ours=ours_bytes,
-            baseline=deque_bytes,
-            unit="B",
-            baseline_name="deque of floats",
-            target=f"adds {ours_ms:+.2f} ms to a full gc.collect() (deque: {deque_ms:+.2f} ms)",
-        )
-    )
-
-
 async def run(report: Report, *, quick: bool) -> None:
     """Add this module's figures to ``report``."""
     ops = 5_000 if quick else 50_000
     await _success_overheads(report, ops)
     await _refusals(report, ops)
     _asyncio_overheads(report, ops)
-    _window_memory(report, 50_000 if quick else 500_000)
+    window_memory(report, 50_000 if quick else 500_000)
