@@ -256,14 +256,9 @@ class RequestPath:
         self._refuse(Refusal.RATE_LIMITED, OperationTimeout(seconds), now, 0.0)  # type: ignore[arg-type]
         return now  # pragma: no cover - _refuse raises
 
-    def _admit_breaker(self, now: float) -> Permit | None:
-        # Step 3: a permit, or a refusal (raised, after its event).
-        core = self._core
-        if core is None:
-            return None
-        permit = core.free_permit
-        if permit is not None:
-            return permit
+    def _admit_breaker(self, core: BreakerCore, now: float) -> Permit:
+        # Step 3 where the breaker has no free permit (it is not closed): a trial permit, or a
+        # refusal (raised, after its event). A closed breaker's permit is taken in _attempts.
         retry_after = core.refusal(now)
         if retry_after is not None:
             self._refuse(
@@ -409,7 +404,7 @@ class RequestPath:
             core = self._core
             permit = None if core is None else core.free_permit
             if permit is None and core is not None:
-                permit = self._admit_breaker(now)
+                permit = self._admit_breaker(core, now)
             bulkhead = self._bulkhead
             ticket = None if bulkhead.try_enter() else self._queue_in_bulkhead(permit, now)
             asked = now
