@@ -203,10 +203,9 @@ class Metrics:
         return log
 
     def _count_log(self, path: str, log: CompletionLog) -> None:
-        # The log's drain: its entries, counted as their RequestCompleted events would have been.
+        # The log's drain (called only with entries): counted as their RequestCompleted events
+        # would have been.
         ats, latencies, attempts = log.take()
-        if not ats:
-            return
         self._events += len(ats)
         self._last_at = max(self._last_at, ats[-1])
         done = self._services.get(path) or self._discover(path, ats[0])
@@ -218,13 +217,12 @@ class Metrics:
 
     def _drain(self, path: str) -> None:
         log = self._logs.get(path)
-        if log is not None and log.ats:
-            self._count_log(path, log)
+        if log is not None:
+            log.drain()
 
     def _drain_all(self) -> None:
-        for path, log in self._logs.items():
-            if log.ats:
-                self._count_log(path, log)
+        for log in self._logs.values():
+            log.drain()
 
     def add_service(
         self,
@@ -343,9 +341,7 @@ class Metrics:
             path = getattr(event, "path", None)
             if not isinstance(path, str):
                 return
-        log = self._logs.get(path)
-        if log is not None and log.ats:
-            self._count_log(path, log)  # the service's earlier answers first: counted in order
+        self._drain(path)  # the service's earlier answers first: counted in order
         tracked = self._discover(path, self._last_at)
         if tracked is None:
             return
