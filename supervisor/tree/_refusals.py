@@ -29,6 +29,7 @@ class RefusalStreak:
     Args:
         bus: where the ``RequestRefused`` events go.
         path: the service's path (the events' ``path``).
+        span: seconds per rate bucket of the tree's metrics (no streak spans two buckets).
     """
 
     __slots__ = (
@@ -44,13 +45,12 @@ class RefusalStreak:
         "total",
     )
 
-    def __init__(self, bus: EventBus[Any], path: str) -> None:
+    def __init__(self, bus: EventBus[Any], path: str, *, span: float = 1.0) -> None:
         self._bus = bus
         self._path = path
         self.total = 0
         """Refusals counted, over the service's life."""
-        self.span = 1.0
-        """Seconds per rate bucket of the tree's metrics: no streak spans two buckets."""
+        self.span = span
         self.rule: Refusal | None = None
         """The rule of the streak going on, or ``None`` outside a streak (read on hot paths:
         ``if streak.rule is not None: streak.end()``)."""

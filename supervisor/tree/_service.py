@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from actors import ActorRef
 
     from ..observe._bus import EventBus
+    from ..observe._completions import CompletionLog
 
 __all__ = ["GuardedService", "ServiceStatistics"]
 
@@ -86,6 +87,10 @@ class GuardedService(RequestPath):
         store: where the breaker's and the throttle's state lives, keyed by ``path`` (default:
             a state of their own); with a :class:`~supervisor.RedisStore`, the same service
             path in every process of the fleet is one breaker and one rate limit.
+        refusal_span: seconds per rate bucket of the tree's metrics, so that no refusal streak
+            spans two (default 1.0; see ``_refusals.py``).
+        completions: the log the tree's metrics count answered requests from (default
+            ``None``: each is published as a ``RequestCompleted``; see ``observe/_completions.py``).
 
     Raises:
         TypeError: ``spec`` is not a :class:`~supervisor.ServiceSpec`.
@@ -107,6 +112,8 @@ class GuardedService(RequestPath):
         bus: EventBus[Any],
         rng: random.Random | None = None,
         store: Store | None = None,
+        refusal_span: float = 1.0,
+        completions: CompletionLog | None = None,
     ) -> None:
         if not isinstance(spec, ServiceSpec):
             raise TypeError(f"`spec` must be a ServiceSpec (got {spec!r})")
@@ -162,11 +169,11 @@ class GuardedService(RequestPath):
             else TtlLruCache(fallback.cache_ttl, fallback.cache_maxsize)
         )
         self.completed = 0
-        self.completions = None
+        self.completions = completions
         self.failed = 0
         self.fallbacks = 0
         self.retries = 0
-        self._refusals = RefusalStreak(bus, path)
+        self._refusals = RefusalStreak(bus, path, span=refusal_span)
         self.faults = service_injector(spec.faults, path=path, bus=bus, rng=self._rng)
         """The injector of the spec's faults (``None`` without faults)."""
         self.handle = ServiceRef(self)
@@ -260,22 +267,3 @@ class GuardedService(RequestPath):
             f"{self.path!r}{state}, {bulkhead.running}/{bulkhead.max_concurrent} in flight, "
             f"{bulkhead.queued}/{bulkhead.max_queued} queued"
         )
-
-    @property
-    def refused(self) -> int:
-        """Calls refused by the throttle, the breaker or the bulkhead, over the service's life."""
-        return self._refusals.total
-
-    @property
-    def refusal_span(self) -> float:
-        """Seconds per rate bucket of the tree's metrics: no refusal streak spans two (the tree
-        sets it to its metrics' bucket width; default 1.0)."""
-        return self._refusals.span
-
-    @refusal_span.setter
-    def refusal_span(self, seconds: float) -> None:
-        self._refusals.span = seconds
-
-    def end_streak(self) -> None:
-        """End the refusal streak going on, publishing its count (see ``_refusals.py``)."""
-        self._refusals.end()

@@ -151,12 +151,16 @@ class Tree:
         # One per path for the life of the tree: breaker state and metrics outlive restarts.
         service = self._services.get(path)
         if service is None or service.spec != spec:
+            metrics = self.metrics
             service = GuardedService(
-                spec, path=path, bus=self.events, rng=self._rng, store=self._store
+                spec,
+                path=path,
+                bus=self.events,
+                rng=self._rng,
+                store=self._store,
+                refusal_span=1.0 if metrics is None else metrics.bucket_width,
+                completions=None if metrics is None else metrics.completion_log(path),
             )
-            if self.metrics is not None:
-                service.refusal_span = self.metrics.bucket_width
-                service.completions = self.metrics.completion_log(path)
             handle = self._handles.get(path)
             if handle is not None:
                 handle._service = service
